@@ -1,0 +1,5 @@
+//! Datasets. Toy 2-D point clouds (each point with a class label, kept for conditioning work).
+
+mod toy;
+
+pub use toy::{DataConfig, Dataset2d, DatasetKind};

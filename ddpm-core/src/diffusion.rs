@@ -1,0 +1,250 @@
+//! The forward process q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0) and the training loss.
+//!
+//! All coefficients come from the [`NoiseSchedule`]; this module only applies them to tensors.
+
+use burn::prelude::*;
+
+use crate::model::MlpDenoiser;
+use crate::schedule::NoiseSchedule;
+
+/// A per-sample coefficient, shaped `[batch, 1, ..., 1]` to broadcast over the sample's dims.
+pub fn per_sample<const D: usize>(values: &[f64], device: &Device) -> Tensor<D> {
+    let floats: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    let mut shape = [1usize; D];
+    shape[0] = values.len();
+    Tensor::<1>::from_floats(floats.as_slice(), device).reshape(shape)
+}
+
+/// Look up a schedule coefficient at each sample's timestep.
+fn gather<const D: usize>(coefs: &[f64], t: &[usize], device: &Device) -> Tensor<D> {
+    let values: Vec<f64> = t.iter().map(|&i| coefs[i]).collect();
+    per_sample(&values, device)
+}
+
+/// Timesteps as the integer tensor the denoiser takes.
+pub fn timestep_tensor(t: &[usize], device: &Device) -> Tensor<1, Int> {
+    let ints: Vec<i64> = t.iter().map(|&i| i as i64).collect();
+    Tensor::<1, Int>::from_ints(ints.as_slice(), device)
+}
+
+/// Sample x_t ~ q(x_t | x_0) in closed form (Ho et al. 2020, eq. 4):
+/// `x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise`, one timestep per sample.
+pub fn q_sample<const D: usize>(
+    schedule: &NoiseSchedule,
+    x0: Tensor<D>,
+    t: &[usize],
+    noise: Tensor<D>,
+) -> Tensor<D> {
+    let device = x0.device();
+    let signal: Tensor<D> = gather(&schedule.sqrt_alpha_bar, t, &device);
+    let spread: Tensor<D> = gather(&schedule.sqrt_one_minus_alpha_bar, t, &device);
+    x0 * signal + noise * spread
+}
+
+/// One step of the forward chain, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)
+/// (Ho et al. eq. 2), for a single timestep `t` shared by the batch.
+pub fn q_step<const D: usize>(
+    schedule: &NoiseSchedule,
+    x_prev: Tensor<D>,
+    t: usize,
+    noise: Tensor<D>,
+) -> Tensor<D> {
+    x_prev.mul_scalar(schedule.alphas[t].sqrt()) + noise.mul_scalar(schedule.betas[t].sqrt())
+}
+
+/// Recover x_0 from x_t and the noise in it (Ho et al. eq. 15 rearranged):
+/// `x_0 = x_t / sqrt(alpha_bar_t) - sqrt(1 / alpha_bar_t - 1) eps`.
+pub fn predict_x0_from_eps<const D: usize>(
+    schedule: &NoiseSchedule,
+    x_t: Tensor<D>,
+    t: usize,
+    eps: Tensor<D>,
+) -> Tensor<D> {
+    x_t.mul_scalar(schedule.sqrt_recip_alpha_bar[t])
+        - eps.mul_scalar(schedule.sqrt_recipm1_alpha_bar[t])
+}
+
+/// Mean and variance of the posterior q(x_{t-1} | x_t, x_0) (Ho et al. eq. 6-7).
+#[derive(Debug, Clone)]
+pub struct Posterior<const D: usize> {
+    /// mu-tilde_t(x_t, x_0) = coef1 x_0 + coef2 x_t.
+    pub mean: Tensor<D>,
+    /// beta-tilde_t.
+    pub variance: f64,
+    /// log beta-tilde_t, clipped at t = 0.
+    pub log_variance_clipped: f64,
+}
+
+/// The posterior q(x_{t-1} | x_t, x_0) at a timestep `t` shared by the batch.
+pub fn q_posterior<const D: usize>(
+    schedule: &NoiseSchedule,
+    x0: Tensor<D>,
+    x_t: Tensor<D>,
+    t: usize,
+) -> Posterior<D> {
+    Posterior {
+        mean: x0.mul_scalar(schedule.posterior_mean_coef1[t])
+            + x_t.mul_scalar(schedule.posterior_mean_coef2[t]),
+        variance: schedule.posterior_variance[t],
+        log_variance_clipped: schedule.posterior_log_variance_clipped[t],
+    }
+}
+
+/// The simplified DDPM objective L_simple (Ho et al. eq. 14): the mean squared error between the
+/// noise added to x_0 and the noise the model predicts from x_t. Returns a scalar `[1]` tensor.
+pub fn noise_prediction_loss(
+    model: &MlpDenoiser,
+    schedule: &NoiseSchedule,
+    x0: Tensor<2>,
+    t: &[usize],
+    noise: Tensor<2>,
+) -> Tensor<1> {
+    let device = x0.device();
+    let x_t = q_sample(schedule, x0, t, noise.clone());
+    let predicted = model.forward(x_t, timestep_tensor(t, &device));
+    (predicted - noise).square().mean()
+}
+
+/// Snapshots of the forward process: the data noised to each paper time in `times` (0 is the
+/// data itself, `T` is x_T), drawn in closed form with q(x_t | x_0). For the noising picture.
+pub fn noising_snapshots(
+    schedule: &NoiseSchedule,
+    data: &[[f32; 2]],
+    times: &[usize],
+    rng: &mut crate::rng::NoiseSource,
+    device: &Device,
+) -> crate::Result<Vec<crate::sampling::Frame>> {
+    let x0 = crate::sampling::from_points(data, device);
+    times
+        .iter()
+        .map(|&time| {
+            let points = if time == 0 {
+                data.to_vec()
+            } else {
+                let index = time.min(schedule.timesteps()) - 1;
+                let noise = rng.normal([data.len(), 2], device);
+                crate::sampling::to_points(q_sample(
+                    schedule,
+                    x0.clone(),
+                    &vec![index; data.len()],
+                    noise,
+                ))?
+            };
+            Ok(crate::sampling::Frame { t: time, points })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::NoiseSource;
+    use crate::schedule::ScheduleConfig;
+
+    fn device() -> Device {
+        crate::Backend::default_cpu().device().unwrap()
+    }
+
+    fn moments(values: &[f32]) -> (f64, f64) {
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        (mean, var)
+    }
+
+    #[test]
+    fn q_sample_matches_closed_form_mean_and_variance_by_monte_carlo() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(0);
+        let n = 40_000;
+        for t in [0usize, 100, 500, 999] {
+            // Every sample starts from the same x_0 = (1.5, -0.5).
+            let x0 = Tensor::<2>::from_floats([[1.5f32, -0.5]], &device).repeat_dim(0, n);
+            let noise = rng.normal([n, 2], &device);
+            let xt = q_sample(&schedule, x0, &vec![t; n], noise);
+            let values: Vec<f32> = xt.into_data().try_to_vec::<f32>().unwrap();
+            let xs: Vec<f32> = values.iter().step_by(2).copied().collect();
+            let ys: Vec<f32> = values.iter().skip(1).step_by(2).copied().collect();
+            let expected_var = 1.0 - schedule.alpha_bar[t];
+            let se_mean = 4.0 * (expected_var / n as f64).sqrt();
+            for (vals, x) in [(&xs, 1.5), (&ys, -0.5)] {
+                let (mean, var) = moments(vals);
+                let expected_mean = schedule.sqrt_alpha_bar[t] * x;
+                assert!(
+                    (mean - expected_mean).abs() < se_mean + 1e-6,
+                    "t={t}: mean {mean} vs {expected_mean}"
+                );
+                assert!(
+                    (var - expected_var).abs() < 0.05 * expected_var + 1e-7,
+                    "t={t}: var {var} vs {expected_var}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn chaining_q_step_agrees_with_q_sample_in_distribution() {
+        let device = device();
+        let schedule = ScheduleConfig {
+            timesteps: 100,
+            ..Default::default()
+        }
+        .init()
+        .unwrap();
+        let mut rng = NoiseSource::new(1);
+        let n = 20_000;
+        let start = Tensor::<2>::from_floats([[1.0f32, 2.0]], &device).repeat_dim(0, n);
+        let mut x = start;
+        for t in 0..50 {
+            x = q_step(&schedule, x, t, rng.normal([n, 2], &device));
+        }
+        let values: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap();
+        let xs: Vec<f32> = values.iter().step_by(2).copied().collect();
+        let (mean, var) = moments(&xs);
+        // After steps 0..=49 the closed form is q(x_49 | x_0).
+        assert!((mean - schedule.sqrt_alpha_bar[49]).abs() < 0.02, "{mean}");
+        assert!((var - (1.0 - schedule.alpha_bar[49])).abs() < 0.03, "{var}");
+    }
+
+    #[test]
+    fn predict_x0_inverts_q_sample_exactly() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(2);
+        let x0 = rng.normal([64, 2], &device);
+        let noise = rng.normal([64, 2], &device);
+        for t in [0usize, 10, 500, 900] {
+            let xt = q_sample(&schedule, x0.clone(), &[t; 64], noise.clone());
+            let back = predict_x0_from_eps(&schedule, xt, t, noise.clone());
+            let err: f32 = (back - x0.clone()).abs().max().into_scalar();
+            // f32 round-off grows with 1 / sqrt(alpha_bar_t).
+            assert!(
+                err < 1e-4 * schedule.sqrt_recip_alpha_bar[t] as f32 * 10.0,
+                "t={t}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn posterior_of_true_x0_is_the_eq_7_combination() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let x0 = Tensor::<2>::from_floats([[1.0f32, -1.0]], &device);
+        let xt = Tensor::<2>::from_floats([[0.5f32, 0.25]], &device);
+        let t = 300;
+        let post = q_posterior(&schedule, x0, xt, t);
+        let mean: Vec<f32> = post.mean.into_data().try_to_vec::<f32>().unwrap();
+        let (c1, c2) = (
+            schedule.posterior_mean_coef1[t],
+            schedule.posterior_mean_coef2[t],
+        );
+        assert!((mean[0] as f64 - (c1 * 1.0 + c2 * 0.5)).abs() < 1e-6);
+        assert!((mean[1] as f64 - (c1 * -1.0 + c2 * 0.25)).abs() < 1e-6);
+        assert_eq!(post.variance, schedule.posterior_variance[t]);
+    }
+}

@@ -1,0 +1,147 @@
+//! # ddpm-core
+//!
+//! Denoising diffusion probabilistic models (Ho et al. 2020) on [burn](https://burn.dev), written
+//! to be read and changed: noise schedules, the forward process, a denoiser with a time embedding,
+//! training, DDPM sampling, toy datasets, sample-quality metrics and charts.
+//!
+//! The data flows one way: config -> data -> schedule + model -> trainer -> sampler -> metrics ->
+//! charts. The whole flow on a tiny budget:
+//!
+//! ```
+//! use ddpm_core::prelude::*;
+//!
+//! let mut config = ExperimentConfig::default();
+//! config.data.n_points = 256;
+//! config.diffusion.timesteps = 50;
+//! config.train.epochs = 2;
+//! config.sampling.n_samples = 64;
+//!
+//! let device = Backend::default_cpu().device()?;
+//! let schedule = config.diffusion.init()?;
+//! let data = config.data.init(config.seed);
+//! let model = seeded(&device, 1, || config.model.init(schedule.timesteps(), &device));
+//! let trained = train(model, &schedule, &data, &config.train, 2, &device, &mut Silent)?;
+//!
+//! let sampler = DdpmSampler::new(&schedule, config.sampling.variance);
+//! let out = sampler.sample(&trained.model, 64, &mut NoiseSource::new(3), &[], &device)?;
+//! let reference = Dataset2d::generate(DatasetKind::Moons, 64, 4);
+//! let ed = energy_distance(&out.samples, &reference.points)?;
+//! assert!(ed.is_finite());
+//! # Ok::<(), ddpm_core::DdpmError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod choice;
+pub mod config;
+pub mod data;
+pub mod diffusion;
+mod error;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod plot;
+pub mod progress;
+pub mod rng;
+pub mod sampling;
+pub mod schedule;
+pub mod train;
+
+/// burn itself, so a notebook needs one `:dep` line.
+pub use burn;
+pub use error::{DdpmError, Result};
+
+use burn::prelude::Device;
+
+choice::choice_enum! {
+    /// Where tensors live and which kernels run them.
+    pub enum Backend ("backend") {
+        /// burn's pure-Rust CPU backend (the default: fastest here).
+        Flex = "flex",
+        /// The ndarray CPU backend (deprecated by burn 0.22 in favour of flex).
+        Ndarray = "ndarray",
+        /// GPU through wgpu (Vulkan, Metal, DX12); needs the `wgpu` cargo feature.
+        Wgpu = "wgpu",
+    }
+}
+
+impl Backend {
+    /// The CPU backend used when none is named: flex if compiled in, else ndarray.
+    pub fn default_cpu() -> Self {
+        if cfg!(feature = "flex") {
+            Backend::Flex
+        } else {
+            Backend::Ndarray
+        }
+    }
+
+    /// Whether this backend was compiled in.
+    pub fn is_available(self) -> bool {
+        match self {
+            Backend::Flex => cfg!(feature = "flex"),
+            Backend::Ndarray => cfg!(feature = "ndarray"),
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+        }
+    }
+
+    /// The backends compiled into this build.
+    pub fn available() -> Vec<Backend> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(|b| b.is_available())
+            .collect()
+    }
+
+    /// A device of this backend (without autodiff; training adds it).
+    pub fn device(self) -> Result<Device> {
+        let missing = |feature: &str| DdpmError::BackendUnavailable {
+            backend: self.name().to_string(),
+            reason: format!(
+                "this build lacks the `{feature}` cargo feature; compiled in: {}",
+                Self::available()
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        match self {
+            #[cfg(feature = "flex")]
+            Backend::Flex => Ok(Device::flex()),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
+            // burn 0.22 deprecates ndarray; the tutorial still offers it
+            Backend::Ndarray => Ok(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(Default::default())),
+            #[allow(unreachable_patterns)]
+            other => Err(missing(other.name())),
+        }
+    }
+}
+
+/// The names most programs need: `use ddpm_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::Backend;
+    pub use crate::config::ExperimentConfig;
+    pub use crate::data::{DataConfig, Dataset2d, DatasetKind};
+    pub use crate::diffusion::{
+        noise_prediction_loss, predict_x0_from_eps, q_posterior, q_sample, q_step,
+    };
+    pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
+    pub use crate::model::{
+        Activation, DenoiserConfig, InputEncoding, MlpDenoiser, TimeEmbeddingKind,
+    };
+    pub use crate::plot::{self, Chart};
+    pub use crate::rng::{NoiseSource, seeded};
+    pub use crate::sampling::{DdpmSampler, PosteriorVariance, SampleOutput, SamplingConfig};
+    pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
+    pub use crate::train::{
+        LossHistory, PrintEvery, Silent, TrainConfig, TrainObserver, Trained, load_model,
+        save_model, train,
+    };
+    pub use crate::{DdpmError, Result};
+    pub use burn::prelude::{Device, Tensor};
+}

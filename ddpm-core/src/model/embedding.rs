@@ -1,0 +1,65 @@
+//! Time (and input) embeddings.
+
+use burn::prelude::*;
+
+use crate::choice::choice_enum;
+
+choice_enum! {
+    /// How the denoiser is told the timestep t.
+    pub enum TimeEmbeddingKind ("time embedding") {
+        /// Fixed sinusoidal features of t (the Transformer's positional encoding, as in DDPM).
+        Sinusoidal = "sinusoidal",
+        /// A learned vector per timestep (an embedding table of T rows).
+        Learned = "learned",
+        /// No time input at all: the ablation that shows why t matters.
+        None = "none",
+    }
+}
+
+/// Sinusoidal features of every column of `x` (`[batch, k]`): for each value v,
+/// `[sin(v w_0), ..., sin(v w_{h-1}), cos(v w_0), ..., cos(v w_{h-1})]` with `h = size / 2` and
+/// frequencies `w_i = scale * 10000^(-i / (h - 1))` (Vaswani et al. 2017). Returns
+/// `[batch, k * size]`, column by column.
+pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> {
+    let [batch, columns] = x.dims();
+    let half = size / 2;
+    let step = if half > 1 {
+        -(10000f64.ln()) / (half - 1) as f64
+    } else {
+        0.0
+    };
+    let freqs = Tensor::<1, Int>::arange(0..half as i64, &x.device())
+        .float()
+        .mul_scalar(step)
+        .exp()
+        .mul_scalar(scale)
+        .reshape([1, 1, half]);
+    let angles = x.unsqueeze_dim::<3>(2) * freqs; // [batch, columns, half]
+    Tensor::cat(vec![angles.clone().sin(), angles.cos()], 2).reshape([batch, columns * 2 * half])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinusoidal_embedding_matches_the_formula() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let x = Tensor::<2>::from_floats([[0.0f32, 1.0], [2.5, -3.0]], &device);
+        let e: Vec<f32> = sinusoidal_embedding(x, 8, 2.0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(e.len(), 2 * 2 * 8);
+        let w = |i: usize| 2.0 * 10000f64.powf(-(i as f64) / 3.0);
+        for (row, values) in [[0.0f64, 1.0], [2.5, -3.0]].iter().enumerate() {
+            for (col, &v) in values.iter().enumerate() {
+                for i in 0..4 {
+                    let base = row * 16 + col * 8;
+                    assert!((e[base + i] as f64 - (v * w(i)).sin()).abs() < 1e-5);
+                    assert!((e[base + 4 + i] as f64 - (v * w(i)).cos()).abs() < 1e-5);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! An MLP denoiser for 2-D points: embeddings in, residual blocks, noise out.
+//!
+//! The shape follows tiny-diffusion, which learns the toy distributions well: each coordinate and
+//! the timestep get sinusoidal features (high-frequency features of x let a small MLP draw sharp
+//! shapes, see Tancik et al. 2020), they are concatenated, and residual blocks
+//! `h + act(W h + b)` keep gradients healthy through depth.
+
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation;
+use serde::{Deserialize, Serialize};
+
+use super::embedding::{TimeEmbeddingKind, sinusoidal_embedding};
+use crate::choice::choice_enum;
+use crate::{DdpmError, Result};
+
+choice_enum! {
+    /// Non-linearity of the hidden layers.
+    pub enum Activation ("activation") {
+        /// max(0, x).
+        Relu = "relu",
+        /// x * sigmoid(x) (a.k.a. swish).
+        Silu = "silu",
+        /// x * Phi(x), the Gaussian error linear unit.
+        Gelu = "gelu",
+        /// tanh(x).
+        Tanh = "tanh",
+    }
+}
+
+impl Activation {
+    /// Apply the non-linearity.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => activation::relu(x),
+            Activation::Silu => activation::silu(x),
+            Activation::Gelu => activation::gelu(x),
+            Activation::Tanh => activation::tanh(x),
+        }
+    }
+}
+
+choice_enum! {
+    /// How the coordinates of x_t enter the network.
+    pub enum InputEncoding ("input encoding") {
+        /// Sinusoidal features of each coordinate (scaled by `input_scale`).
+        Sinusoidal = "sinusoidal",
+        /// The raw coordinates.
+        Raw = "raw",
+    }
+}
+
+/// Architecture of the MLP denoiser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DenoiserConfig {
+    /// Width of the hidden layers.
+    pub hidden_size: usize,
+    /// Number of residual blocks.
+    pub depth: usize,
+    /// Non-linearity.
+    pub activation: Activation,
+    /// How t enters the network.
+    pub time_embedding: TimeEmbeddingKind,
+    /// Number of features of each embedding (of t, and of each coordinate when encoded).
+    pub embedding_size: usize,
+    /// How x_t enters the network.
+    pub input_encoding: InputEncoding,
+    /// Frequency scale of the coordinate features: larger draws finer detail.
+    pub input_scale: f64,
+}
+
+impl Default for DenoiserConfig {
+    fn default() -> Self {
+        Self {
+            hidden_size: 128,
+            depth: 3,
+            activation: Activation::Gelu,
+            time_embedding: TimeEmbeddingKind::Sinusoidal,
+            embedding_size: 128,
+            input_encoding: InputEncoding::Sinusoidal,
+            input_scale: 25.0,
+        }
+    }
+}
+
+impl DenoiserConfig {
+    /// Check every field; `prefix` is the path of this section in the experiment config.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}{name}");
+        if !(1..=8192).contains(&self.hidden_size) {
+            return Err(DdpmError::invalid(
+                &field("hidden_size"),
+                self.hidden_size,
+                "must be in 1..=8192",
+            ));
+        }
+        if self.depth > 64 {
+            return Err(DdpmError::invalid(
+                &field("depth"),
+                self.depth,
+                "must be in 0..=64",
+            ));
+        }
+        if self.embedding_size < 2 || self.embedding_size % 2 != 0 || self.embedding_size > 4096 {
+            return Err(DdpmError::invalid(
+                &field("embedding_size"),
+                self.embedding_size,
+                "must be even and in 2..=4096",
+            ));
+        }
+        if !(self.input_scale.is_finite() && self.input_scale > 0.0) {
+            return Err(DdpmError::invalid(
+                &field("input_scale"),
+                self.input_scale,
+                "must be finite and > 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Width of the concatenated input features.
+    fn input_width(&self) -> usize {
+        let x = match self.input_encoding {
+            InputEncoding::Sinusoidal => 2 * self.embedding_size,
+            InputEncoding::Raw => 2,
+        };
+        let t = match self.time_embedding {
+            TimeEmbeddingKind::None => 0,
+            _ => self.embedding_size,
+        };
+        x + t
+    }
+
+    /// Build the network for a chain of `timesteps` steps, with burn's default initialisation.
+    ///
+    /// burn draws initial weights from the device's generator; use
+    /// [`crate::seeded`] to make them reproducible.
+    pub fn init(&self, timesteps: usize, device: &Device) -> MlpDenoiser {
+        let hidden = self.hidden_size;
+        MlpDenoiser {
+            time_table: (self.time_embedding == TimeEmbeddingKind::Learned)
+                .then(|| EmbeddingConfig::new(timesteps, self.embedding_size).init(device)),
+            input: LinearConfig::new(self.input_width(), hidden).init(device),
+            blocks: (0..self.depth)
+                .map(|_| LinearConfig::new(hidden, hidden).init(device))
+                .collect(),
+            output: LinearConfig::new(hidden, 2).init(device),
+            config: self.clone(),
+        }
+    }
+}
+
+/// The MLP denoiser epsilon_theta(x_t, t).
+#[derive(Module, Debug)]
+pub struct MlpDenoiser {
+    /// Learned time embedding (only for [`TimeEmbeddingKind::Learned`]).
+    time_table: Option<Embedding>,
+    /// Features to hidden width.
+    input: Linear,
+    /// Residual blocks `h + act(W h + b)`.
+    blocks: Vec<Linear>,
+    /// Hidden width to the 2-D prediction.
+    output: Linear,
+    /// The architecture (not a parameter).
+    #[module(skip)]
+    config: DenoiserConfig,
+}
+
+impl MlpDenoiser {
+    /// The architecture this network was built from.
+    pub fn config(&self) -> &DenoiserConfig {
+        &self.config
+    }
+
+    /// Predict from noisy points `x` (`[batch, 2]`) at timesteps `t` (`[batch]`, in `0..T`);
+    /// returns `[batch, 2]`.
+    pub fn forward(&self, x: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
+        let cfg = &self.config;
+        let mut features = match cfg.input_encoding {
+            InputEncoding::Sinusoidal => {
+                vec![sinusoidal_embedding(x, cfg.embedding_size, cfg.input_scale)]
+            }
+            InputEncoding::Raw => vec![x],
+        };
+        match (&self.time_table, cfg.time_embedding) {
+            (_, TimeEmbeddingKind::None) => {}
+            (Some(table), _) => {
+                let [batch] = t.dims();
+                let rows = table.forward(t.unsqueeze_dim::<2>(1)); // [batch, 1, size]
+                features.push(rows.reshape([batch, cfg.embedding_size]));
+            }
+            (None, _) => features.push(sinusoidal_embedding(
+                t.float().unsqueeze_dim(1),
+                cfg.embedding_size,
+                1.0,
+            )),
+        }
+
+        let mut h = cfg
+            .activation
+            .apply(self.input.forward(Tensor::cat(features, 1)));
+        for block in &self.blocks {
+            h = h.clone() + cfg.activation.apply(block.forward(h));
+        }
+        self.output.forward(h)
+    }
+}

@@ -1,0 +1,579 @@
+//! The tutorial's charts, each a plain-data struct implementing [`Chart`] or [`Animation`].
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{Animation, Chart, DrawResult, FAMILY};
+
+/// Colour of real data (matplotlib's first colour).
+pub const REAL: RGBColor = RGBColor(31, 119, 180);
+/// Colour of generated samples.
+pub const GENERATED: RGBColor = RGBColor(255, 127, 14);
+/// Colours of further series.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+const TITLE_SIZE: u32 = 22;
+const CAPTION_SIZE: u32 = 16;
+const LABEL_SIZE: u32 = 13;
+
+/// A square plotting window `[-half, half]^2` shared by panels so they can be compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// Half the side of the window.
+    pub half: f32,
+}
+
+impl Bounds {
+    /// A window that holds all of `points` with 10 % margin, and at least `[-min_half, min_half]^2`.
+    pub fn covering(points: &[[f32; 2]], min_half: f32) -> Self {
+        let extent = points
+            .iter()
+            .flat_map(|p| [p[0].abs(), p[1].abs()])
+            .filter(|v| v.is_finite())
+            .fold(0.0f32, f32::max);
+        Self {
+            half: (extent * 1.1).max(min_half),
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f32> {
+        -self.half..self.half
+    }
+}
+
+/// One scatter panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Title above the panel.
+    pub title: String,
+    /// The points.
+    pub points: Vec<[f32; 2]>,
+    /// Their colour.
+    pub color: RGBColor,
+}
+
+/// Scatter panels in a grid with shared axes: the forward process, the reverse process and real
+/// vs generated are all this chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScatterPanels {
+    /// File-level name for errors (e.g. `"forward_process"`).
+    pub name: &'static str,
+    /// Title over the whole figure.
+    pub title: String,
+    /// The panels, row by row.
+    pub panels: Vec<Panel>,
+    /// Panels per row.
+    pub columns: usize,
+    /// The shared window.
+    pub bounds: Bounds,
+    /// Side of one panel in pixels.
+    pub panel_size: u32,
+}
+
+fn scatter_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[[f32; 2]],
+    color: RGBColor,
+    bounds: Bounds,
+) -> DrawResult<DB> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FAMILY, CAPTION_SIZE))
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(36)
+        .build_cartesian_2d(bounds.range(), bounds.range())?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .label_style((FAMILY, LABEL_SIZE))
+        .x_labels(5)
+        .y_labels(5)
+        .draw()?;
+    let style = color.mix(0.45).filled();
+    chart.draw_series(
+        points
+            .iter()
+            .filter(|p| p[0].abs() <= bounds.half && p[1].abs() <= bounds.half)
+            .map(|p| Circle::new((p[0], p[1]), 2, style)),
+    )?;
+    Ok(())
+}
+
+impl Chart for ScatterPanels {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        (
+            columns as u32 * self.panel_size,
+            rows as u32 * self.panel_size + 40,
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(&self.title, (FAMILY, TITLE_SIZE))?;
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&self.panels) {
+            scatter_panel(area, &panel.title, &panel.points, panel.color, self.bounds)?;
+        }
+        Ok(())
+    }
+}
+
+/// The loss over training: every step (faint), a moving average, and each epoch's mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossCurve {
+    /// Loss of every optimizer step.
+    pub per_step: Vec<f32>,
+    /// Mean loss of every epoch.
+    pub per_epoch: Vec<f32>,
+    /// Title of the chart.
+    pub title: String,
+}
+
+/// Trailing moving average over `window` values.
+pub fn moving_average(values: &[f32], window: usize) -> Vec<f32> {
+    let window = window.max(1);
+    let mut sum = 0.0f64;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            sum += f64::from(v);
+            if i >= window {
+                sum -= f64::from(values[i - window]);
+            }
+            (sum / (i + 1).min(window) as f64) as f32
+        })
+        .collect()
+}
+
+impl Chart for LossCurve {
+    fn name(&self) -> &'static str {
+        "training_curve"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (900, 520)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let steps = self.per_step.len().max(1);
+        let finite = || {
+            self.per_step
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite() && *v > 0.0)
+        };
+        let lo = finite().fold(f32::INFINITY, f32::min).min(1.0) * 0.8;
+        let hi = finite().fold(0.0f32, f32::max).max(lo * 10.0) * 1.2;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FAMILY, TITLE_SIZE))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f32..steps as f32, (lo..hi).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("optimizer step")
+            .y_desc("L_simple = |eps - eps_theta|^2 (log scale)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FAMILY, LABEL_SIZE))
+            .axis_desc_style((FAMILY, CAPTION_SIZE))
+            .draw()?;
+        let raw = PALETTE[0].mix(0.25);
+        chart
+            .draw_series(LineSeries::new(
+                self.per_step
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i as f32, v.max(lo))),
+                raw,
+            ))?
+            .label("every step")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], raw));
+        let steps_per_epoch = (self.per_step.len() / self.per_epoch.len().max(1)).max(1);
+        let window = (self.per_step.len() / 50).max(10);
+        let smooth = moving_average(&self.per_step, window);
+        let smooth_color = PALETTE[0];
+        chart
+            .draw_series(LineSeries::new(
+                smooth
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i as f32, v.max(lo))),
+                smooth_color.stroke_width(2),
+            ))?
+            .label(format!("moving average ({window} steps)"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], smooth_color.stroke_width(2))
+            });
+        let epoch_color = PALETTE[1];
+        chart
+            .draw_series(self.per_epoch.iter().enumerate().map(|(e, &v)| {
+                Circle::new(
+                    (((e + 1) * steps_per_epoch) as f32, v.max(lo)),
+                    2,
+                    epoch_color.filled(),
+                )
+            }))?
+            .label("epoch mean")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 3, epoch_color.filled()));
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, LABEL_SIZE))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// The curves of one noise schedule, as plain vectors indexed by t.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleCurve {
+    /// Legend name, e.g. `"linear"`.
+    pub name: String,
+    /// beta_t.
+    pub betas: Vec<f64>,
+    /// alpha-bar_t.
+    pub alpha_bar: Vec<f64>,
+    /// log SNR(t).
+    pub log_snr: Vec<f64>,
+}
+
+impl ScheduleCurve {
+    /// The curves of a schedule.
+    pub fn from_schedule(
+        name: impl Into<String>,
+        schedule: &crate::schedule::NoiseSchedule,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            betas: schedule.betas.clone(),
+            alpha_bar: schedule.alpha_bar.clone(),
+            log_snr: schedule.log_snr(),
+        }
+    }
+}
+
+/// beta_t, alpha-bar_t and log SNR(t) of one or more schedules, side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleChart {
+    /// The schedules to compare.
+    pub curves: Vec<ScheduleCurve>,
+}
+
+fn curve_panel<DB: DrawingBackend, Y>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_desc: &str,
+    curves: &[(String, &[f64])],
+    y_range: Y,
+    legend: bool,
+) -> DrawResult<DB>
+where
+    Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let t_max = curves.iter().map(|(_, v)| v.len()).max().unwrap_or(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FAMILY, CAPTION_SIZE + 2))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0f64..t_max, y_range)?;
+    chart
+        .configure_mesh()
+        .x_labels(6)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_desc("timestep t")
+        .y_desc(y_desc)
+        .label_style((FAMILY, LABEL_SIZE))
+        .axis_desc_style((FAMILY, LABEL_SIZE + 1))
+        .draw()?;
+    for (i, (name, values)) in curves.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(t, &v)| ((t + 1) as f64, v)),
+                color.stroke_width(2),
+            ))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    if legend {
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, LABEL_SIZE))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+    }
+    Ok(())
+}
+
+fn range_of<'a>(series: impl Iterator<Item = &'a [f64]>) -> std::ops::Range<f64> {
+    let (lo, hi) = series
+        .flat_map(|s| s.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo.is_finite() && hi > lo {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad)..(hi + pad)
+    } else {
+        0.0..1.0
+    }
+}
+
+impl Chart for ScheduleChart {
+    fn name(&self) -> &'static str {
+        "noise_schedule"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (1350, 460)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled("Noise schedules", (FAMILY, TITLE_SIZE))?;
+        let areas = root.split_evenly((1, 3));
+        let pick = |f: fn(&ScheduleCurve) -> &[f64]| -> Vec<(String, &[f64])> {
+            self.curves.iter().map(|c| (c.name.clone(), f(c))).collect()
+        };
+        // Log scale: the cosine schedule's betas span 1e-5 to its 0.999 clip.
+        let betas = pick(|c| &c.betas);
+        let smallest = betas
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|b| *b > 0.0)
+            .fold(1.0, f64::min);
+        let beta_range = (smallest * 0.5..1.5).log_scale();
+        curve_panel(
+            &areas[0],
+            "beta_t: noise added at step t (log)",
+            "beta_t",
+            &betas,
+            beta_range,
+            true,
+        )?;
+        curve_panel(
+            &areas[1],
+            "alpha-bar_t: signal kept in x_t",
+            "alpha-bar_t",
+            &pick(|c| &c.alpha_bar),
+            0.0..1.02,
+            false,
+        )?;
+        let snr = pick(|c| &c.log_snr);
+        let snr_range = range_of(snr.iter().map(|(_, v)| *v));
+        curve_panel(
+            &areas[2],
+            "log SNR(t) = log alpha-bar / (1 - alpha-bar)",
+            "log SNR",
+            &snr,
+            snr_range,
+            false,
+        )?;
+        Ok(())
+    }
+}
+
+/// Histograms of each coordinate, real against generated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marginals {
+    /// Real points.
+    pub real: Vec<[f32; 2]>,
+    /// Generated points.
+    pub generated: Vec<[f32; 2]>,
+    /// Number of histogram bins.
+    pub bins: usize,
+}
+
+/// Density histogram of `values` over `range` in `bins` bins: (bin centre, density).
+pub fn density(
+    values: impl Iterator<Item = f32>,
+    range: (f32, f32),
+    bins: usize,
+) -> Vec<(f32, f32)> {
+    let bins = bins.max(1);
+    let width = (range.1 - range.0) / bins as f32;
+    let mut counts = vec![0usize; bins];
+    let mut total = 0usize;
+    for v in values {
+        total += 1;
+        if v >= range.0 && v < range.1 {
+            counts[(((v - range.0) / width) as usize).min(bins - 1)] += 1;
+        }
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            (
+                range.0 + (i as f32 + 0.5) * width,
+                c as f32 / (total.max(1) as f32 * width),
+            )
+        })
+        .collect()
+}
+
+impl Chart for Marginals {
+    fn name(&self) -> &'static str {
+        "marginal_distributions"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (1100, 460)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(
+            "Marginal distributions: real vs generated",
+            (FAMILY, TITLE_SIZE),
+        )?;
+        let bounds = Bounds::covering(&self.real, 1.0);
+        let range = (-bounds.half, bounds.half);
+        for (axis, area) in root.split_evenly((1, 2)).iter().enumerate() {
+            let real = density(self.real.iter().map(|p| p[axis]), range, self.bins);
+            let generated = density(self.generated.iter().map(|p| p[axis]), range, self.bins);
+            let top = real
+                .iter()
+                .chain(&generated)
+                .map(|p| p.1)
+                .fold(0.0f32, f32::max)
+                * 1.15;
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    if axis == 0 {
+                        "x coordinate"
+                    } else {
+                        "y coordinate"
+                    },
+                    (FAMILY, CAPTION_SIZE + 2),
+                )
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(50)
+                .build_cartesian_2d(range.0..range.1, 0f32..top.max(1e-3))?;
+            chart
+                .configure_mesh()
+                .x_desc(if axis == 0 { "x" } else { "y" })
+                .y_desc("density")
+                .label_style((FAMILY, LABEL_SIZE))
+                .axis_desc_style((FAMILY, LABEL_SIZE + 1))
+                .draw()?;
+            for (label, hist, color) in
+                [("real", &real, REAL), ("generated", &generated, GENERATED)]
+            {
+                chart
+                    .draw_series(
+                        AreaSeries::new(hist.iter().copied(), 0.0, color.mix(0.25))
+                            .border_style(color.stroke_width(2)),
+                    )?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.mix(0.5).filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .label_font((FAMILY, LABEL_SIZE))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .draw()?;
+        }
+        Ok(())
+    }
+}
+
+/// The reverse process as an animation: noise x_T turning into samples x_0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryAnimation {
+    /// `(t, points)` per frame, from x_T to x_0.
+    pub frames: Vec<(usize, Vec<[f32; 2]>)>,
+    /// The shared window.
+    pub bounds: Bounds,
+    /// Extra copies of the last frame, so the loop rests on the result.
+    pub hold_last: usize,
+}
+
+impl Animation for TrajectoryAnimation {
+    fn name(&self) -> &'static str {
+        "sampling_animation"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (480, 500)
+    }
+
+    fn frame_count(&self) -> usize {
+        self.frames.len()
+            + if self.frames.is_empty() {
+                0
+            } else {
+                self.hold_last
+            }
+    }
+
+    fn draw_frame<DB: DrawingBackend>(
+        &self,
+        index: usize,
+        root: &DrawingArea<DB, Shift>,
+    ) -> DrawResult<DB> {
+        let Some((t, points)) = self
+            .frames
+            .get(index.min(self.frames.len().saturating_sub(1)))
+        else {
+            return Ok(());
+        };
+        let title = format!("Reverse process: x_t at t = {t}");
+        scatter_panel(root, &title, points, GENERATED, self.bounds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_average_matches_hand_computation() {
+        assert_eq!(
+            moving_average(&[1.0, 3.0, 5.0, 7.0], 2),
+            vec![1.0, 2.0, 4.0, 6.0]
+        );
+    }
+
+    #[test]
+    fn density_integrates_to_the_fraction_inside_the_range() {
+        let values = [0.1f32, 0.2, 0.6, 0.9, 5.0];
+        let d = density(values.iter().copied(), (0.0, 1.0), 4);
+        let integral: f32 = d.iter().map(|(_, h)| h * 0.25).sum();
+        assert!((integral - 0.8).abs() < 1e-6, "{integral}");
+        assert_eq!(d[0].0, 0.125);
+    }
+
+    #[test]
+    fn bounds_cover_every_point_with_margin() {
+        let b = Bounds::covering(&[[0.5, -3.0], [1.0, 2.0]], 1.0);
+        assert!((b.half - 3.3).abs() < 1e-6);
+        assert_eq!(Bounds::covering(&[[0.1, 0.1]], 2.0).half, 2.0);
+    }
+}

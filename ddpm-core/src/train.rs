@@ -1,0 +1,359 @@
+//! The training loop: burn's Adam, shuffled mini-batches, L_simple, optional EMA of the weights,
+//! a loss history, and atomic save/load of the trained model.
+
+use std::path::Path;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::choice::choice_enum;
+use crate::data::Dataset2d;
+use crate::diffusion::noise_prediction_loss;
+use crate::model::{DenoiserConfig, MlpDenoiser};
+use crate::rng::NoiseSource;
+use crate::sampling::from_points;
+use crate::schedule::NoiseSchedule;
+use crate::{DdpmError, Result};
+
+choice_enum! {
+    /// How the learning rate moves over training.
+    pub enum LrSchedule ("learning-rate schedule") {
+        /// The same rate throughout.
+        Constant = "constant",
+        /// Cosine annealing from `learning_rate` to zero over all steps (burn's scheduler).
+        Cosine = "cosine",
+    }
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Points per optimizer step.
+    pub batch_size: usize,
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// Learning-rate schedule.
+    pub lr_schedule: LrSchedule,
+    /// Decay of the exponential moving average of the weights used for sampling (e.g. 0.995);
+    /// 0 samples with the last weights (an average with decay 0 is the last weights).
+    pub ema_decay: f64,
+    /// Clip the global gradient norm to this value; 0 leaves gradients as they are.
+    pub grad_clip: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 200,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            lr_schedule: LrSchedule::Constant,
+            ema_decay: 0.995,
+            grad_clip: 1.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Check every field; `prefix` is the path of this section in the experiment config.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}{name}");
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(DdpmError::invalid(
+                &field("epochs"),
+                self.epochs,
+                "must be in 1..=100000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.batch_size) {
+            return Err(DdpmError::invalid(
+                &field("batch_size"),
+                self.batch_size,
+                "must be in 1..=1000000",
+            ));
+        }
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 1.0)
+        {
+            return Err(DdpmError::invalid(
+                &field("learning_rate"),
+                self.learning_rate,
+                "must be finite and in (0, 1]",
+            ));
+        }
+        if !(self.ema_decay.is_finite() && (0.0..1.0).contains(&self.ema_decay)) {
+            return Err(DdpmError::invalid(
+                &field("ema_decay"),
+                self.ema_decay,
+                "must be in [0, 1); 0 disables the average",
+            ));
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return Err(DdpmError::invalid(
+                &field("grad_clip"),
+                self.grad_clip,
+                "must be finite and >= 0; 0 disables clipping",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Losses recorded during training.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossHistory {
+    /// L_simple of every optimizer step.
+    pub per_step: Vec<f32>,
+    /// Mean L_simple of each epoch.
+    pub per_epoch: Vec<f32>,
+}
+
+/// What a training run produces.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The network to sample with, on the non-autodiff device: the EMA weights when
+    /// `ema_decay > 0`, the last weights otherwise.
+    pub model: MlpDenoiser,
+    /// The losses along the way.
+    pub history: LossHistory,
+}
+
+/// Progress events of a training run (the command shows a progress bar, a notebook a line now
+/// and then, a test nothing).
+pub trait TrainObserver {
+    /// Training is about to start, with this many optimizer steps in total.
+    fn on_start(&mut self, _total_steps: usize) {}
+    /// One optimizer step is done.
+    fn on_step(&mut self, _step: usize, _loss: f32) {}
+    /// One epoch is done, with its mean loss.
+    fn on_epoch(&mut self, _epoch: usize, _epochs: usize, _mean_loss: f32) {}
+    /// Training finished.
+    fn on_end(&mut self) {}
+}
+
+/// An observer that ignores every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl TrainObserver for Silent {}
+
+/// Prints one line every `every` epochs (for notebooks, where progress bars do not render).
+#[derive(Debug, Clone, Copy)]
+pub struct PrintEvery(pub usize);
+
+impl TrainObserver for PrintEvery {
+    fn on_epoch(&mut self, epoch: usize, epochs: usize, mean_loss: f32) {
+        if (epoch + 1) % self.0.max(1) == 0 || epoch + 1 == epochs {
+            println!("epoch {:>4}/{epochs}  loss {mean_loss:.4}", epoch + 1);
+        }
+    }
+}
+
+/// Train `model` on `data` with L_simple.
+///
+/// `device` must have autodiff enabled (`device.autodiff()`); the returned model lives on the
+/// same device without autodiff. Every random draw (batch order, timesteps, noise) comes from
+/// `seed`. Stops with [`DdpmError::Diverged`] as soon as the loss is NaN or infinite.
+pub fn train(
+    model: MlpDenoiser,
+    schedule: &NoiseSchedule,
+    data: &Dataset2d,
+    config: &TrainConfig,
+    seed: u64,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Trained> {
+    config.validate("train.")?;
+    if data.is_empty() {
+        return Err(DdpmError::InvalidInput {
+            field: "data",
+            message: "the dataset is empty".into(),
+        });
+    }
+    let device = device.clone().autodiff();
+    let mut model = model.to_device(&device).train();
+    let mut optimizer = AdamConfig::new()
+        .with_grad_clipping(
+            (config.grad_clip > 0.0).then_some(GradientClippingConfig::Norm(config.grad_clip)),
+        )
+        .init();
+    let steps_per_epoch = data.len().div_ceil(config.batch_size);
+    let total_steps = steps_per_epoch * config.epochs;
+    let mut lr_scheduler = match config.lr_schedule {
+        LrSchedule::Constant => None,
+        LrSchedule::Cosine => Some(
+            CosineAnnealingLrSchedulerConfig::new(config.learning_rate, total_steps)
+                .init()
+                .map_err(|e| DdpmError::invalid("train.learning_rate", config.learning_rate, e))?,
+        ),
+    };
+    let mut ema = (config.ema_decay > 0.0).then(|| Ema::new(&model, config.ema_decay));
+    let mut rng = NoiseSource::new(seed);
+    let mut history = LossHistory::default();
+    observer.on_start(total_steps);
+
+    for epoch in 0..config.epochs {
+        let order = rng.permutation(data.len());
+        let mut epoch_loss = 0.0f64;
+        for (i, batch) in order.chunks(config.batch_size).enumerate() {
+            // 1. a mini-batch of data, a random timestep and fresh noise per point
+            let points: Vec<[f32; 2]> = batch.iter().map(|&j| data.points[j]).collect();
+            let x0 = from_points(&points, &device);
+            let t = rng.timesteps(batch.len(), schedule.timesteps());
+            let noise = rng.normal([batch.len(), 2], &device);
+
+            // 2. L_simple = |eps - eps_theta(x_t, t)|^2 (Ho et al. eq. 14)
+            let loss = noise_prediction_loss(&model, schedule, x0, &t, noise);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let value: f32 = loss.into_scalar();
+            let step = history.per_step.len();
+            if !value.is_finite() {
+                return Err(DdpmError::Diverged {
+                    epoch,
+                    step,
+                    loss: value,
+                });
+            }
+
+            // 3. one Adam step, then the moving average of the weights
+            let lr: ModuleLearningRate = match lr_scheduler.as_mut() {
+                Some(scheduler) => scheduler.step(),
+                None => config.learning_rate.into(),
+            };
+            model = optimizer.step(lr, model, grads);
+            if let Some(ema) = ema.as_mut() {
+                ema.update(&model);
+            }
+            history.per_step.push(value);
+            epoch_loss += f64::from(value);
+            observer.on_step(step, value);
+            debug_assert!(i < steps_per_epoch);
+        }
+        let mean = (epoch_loss / steps_per_epoch as f64) as f32;
+        history.per_epoch.push(mean);
+        observer.on_epoch(epoch, config.epochs, mean);
+    }
+    observer.on_end();
+
+    let model = match ema {
+        Some(ema) => ema.into_model(),
+        None => model.valid(),
+    };
+    Ok(Trained { model, history })
+}
+
+/// Exponential moving average of a model's weights: `ema = decay * ema + (1 - decay) * w`,
+/// kept on the plain (non-autodiff) device.
+#[derive(Debug, Clone)]
+pub struct Ema {
+    model: MlpDenoiser,
+    decay: f64,
+}
+
+impl Ema {
+    /// Start the average at the current weights of `model`.
+    pub fn new(model: &MlpDenoiser, decay: f64) -> Self {
+        Self {
+            model: model.valid(),
+            decay,
+        }
+    }
+
+    /// Blend the current weights of `model` into the average.
+    pub fn update(&mut self, model: &MlpDenoiser) {
+        let mut collect = CollectParams::default();
+        model.visit(&mut collect);
+        let mut blend = BlendParams {
+            sources: collect.tensors.into_iter(),
+            decay: self.decay,
+        };
+        self.model = self.model.clone().map(&mut blend);
+    }
+
+    /// The averaged model.
+    pub fn into_model(self) -> MlpDenoiser {
+        self.model
+    }
+}
+
+/// Gathers every float parameter, flattened and detached from autodiff, in visiting order.
+#[derive(Default)]
+struct CollectParams {
+    tensors: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for CollectParams {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val().without_autodiff();
+        let n = value.shape().num_elements();
+        self.tensors.push(value.reshape([n]));
+    }
+}
+
+/// Blends collected tensors into a module's parameters, in the same visiting order.
+struct BlendParams {
+    sources: std::vec::IntoIter<Tensor<1>>,
+    decay: f64,
+}
+
+impl ModuleMapper for BlendParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let source = self
+            .sources
+            .next()
+            .expect("EMA and model have the same parameters");
+        let decay = self.decay;
+        param.map(|avg| {
+            let shape = avg.shape();
+            avg.mul_scalar(decay) + source.reshape(shape).mul_scalar(1.0 - decay)
+        })
+    }
+}
+
+/// Save the model's weights to `path` (burn's burnpack format), atomically: the record is
+/// written beside the target and renamed over it, so a crash never leaves a broken file.
+pub fn save_model(model: &MlpDenoiser, path: &Path) -> Result<()> {
+    let tmp = crate::io::temp_path_for(path);
+    let result = model
+        .clone()
+        .into_record()
+        .save(&tmp)
+        .map_err(|e| DdpmError::Record {
+            path: path.to_path_buf(),
+            message: format!("{e:?}"),
+        })
+        .and_then(|()| crate::io::commit(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Load weights saved by [`save_model`] into a network of architecture `config`.
+pub fn load_model(
+    config: &DenoiserConfig,
+    timesteps: usize,
+    path: &Path,
+    device: &Device,
+) -> Result<MlpDenoiser> {
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| DdpmError::Record {
+        path: path.to_path_buf(),
+        message: format!("{e:?}"),
+    })?;
+    config
+        .init(timesteps, device)
+        .try_load_record(record)
+        .map_err(|e| DdpmError::Record {
+            path: path.to_path_buf(),
+            message: format!("{e:?}"),
+        })
+}

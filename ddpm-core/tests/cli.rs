@@ -1,0 +1,178 @@
+//! The `ddpm` command end to end: every output file exists and decodes; bad input fails cleanly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ddpm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const TINY: &str = r#"
+seed = 5
+[data]
+dataset = "circles"
+n_points = 256
+[diffusion]
+timesteps = 40
+[train]
+epochs = 2
+batch_size = 64
+[sampling]
+n_samples = 150
+trajectory_frames = 6
+"#;
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    // Not blank: some pixels differ from the white background.
+    assert!(buf.iter().any(|&b| b < 200), "{} is blank", path.display());
+    (info.width, info.height)
+}
+
+fn gif_frames(path: &Path) -> usize {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options
+        .read_info(std::fs::File::open(path).unwrap())
+        .unwrap();
+    let mut frames = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    frames
+}
+
+#[test]
+fn tiny_run_writes_every_output_and_each_decodes() {
+    let dir = scratch("ok");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--quiet",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    for png in [
+        "training_curve.png",
+        "forward_process.png",
+        "reverse_process.png",
+        "noise_schedule.png",
+        "real_vs_generated.png",
+        "marginal_distributions.png",
+    ] {
+        let (w, h) = png_size(&out.join(png));
+        assert!(w >= 400 && h >= 300, "{png}: {w}x{h}");
+    }
+    assert_eq!(gif_frames(&out.join("sampling_animation.gif")), 6 + 15);
+
+    let samples = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    let mut lines = samples.lines();
+    assert_eq!(lines.next(), Some("x,y"));
+    let rows: Vec<Vec<f32>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 150);
+    assert!(
+        rows.iter()
+            .all(|r| r.len() == 2 && r.iter().all(|v| v.is_finite()))
+    );
+    let data = std::fs::read_to_string(out.join("data.csv")).unwrap();
+    assert_eq!(data.lines().next(), Some("x,y,label"));
+    assert_eq!(data.lines().count(), 257);
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    for key in ["energy_distance", "mmd_rbf"] {
+        let value = metrics["trained"][key]["value"].as_f64().unwrap();
+        let floor = metrics["trained"][key]["floor"].as_f64().unwrap();
+        assert!(value.is_finite() && floor > 0.0, "{key}");
+    }
+    assert_eq!(metrics["history"]["per_epoch"].as_array().unwrap().len(), 3);
+
+    // The resolved config has the flag's override and re-runs to the same samples.
+    let resolved = out.join("config.json");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&resolved).unwrap()).unwrap();
+    assert_eq!(config["train"]["epochs"], 3);
+    assert_eq!(config["data"]["dataset"], "circles");
+    let again = dir.join("again");
+    let status = Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args([
+            "--config",
+            resolved.to_str().unwrap(),
+            "--quiet",
+            "--out-dir",
+            again.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(again.join("samples.csv")).unwrap(),
+        samples
+    );
+
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn fails_naming(args: &[&str], config: Option<&str>, needle: &str) {
+    let dir = scratch(&needle.replace(['.', ' ', '`'], "_"));
+    let out = dir.join("out");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ddpm"));
+    command
+        .args(args)
+        .args(["--quiet", "--out-dir", out.to_str().unwrap()]);
+    if let Some(text) = config {
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        command.args(["--config", path.to_str().unwrap()]);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected failure for {needle}");
+    assert!(stderr.contains(needle), "stderr lacks `{needle}`: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "partial outputs left in {}", out.display());
+}
+
+#[test]
+fn bad_input_exits_nonzero_naming_the_field_and_writes_nothing() {
+    fails_naming(
+        &[],
+        Some("[diffusion]\nbeta_start = 0.5\nbeta_end = 0.02\n"),
+        "diffusion.beta_start",
+    );
+    fails_naming(
+        &[],
+        Some("[train]\nlearning_rate = -1.0\n"),
+        "train.learning_rate",
+    );
+    fails_naming(&[], Some("[train]\nbatch_size = 0\n"), "train.batch_size");
+    fails_naming(&[], Some("[train]\nepoch = 3\n"), "unknown field `epoch`");
+    fails_naming(&["--timesteps", "0"], None, "diffusion.timesteps");
+    fails_naming(&["--dataset", "mnist"], None, "mnist");
+}
