@@ -4,8 +4,7 @@
 //! config and seed give the same numbers on every CPU backend, independent of test threads or of
 //! a backend's own generator.
 
-use std::sync::Mutex;
-
+use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -56,16 +55,60 @@ impl NoiseSource {
     }
 }
 
-/// burn draws initial weights from a per-backend global generator. Seeding it and drawing must
-/// happen without another thread drawing in between, or the weights depend on timing.
-static SEEDED_INIT: Mutex<()> = Mutex::new(());
+/// Build a module with `init` (e.g. a model config's `init`), then draw every weight again from
+/// a host generator seeded by `seed`, so initial weights are reproducible whatever other threads
+/// do with burn's global generator (burn draws lazily, from one generator per backend).
+///
+/// The distributions are burn's defaults: a `Linear` layer's weight and bias are uniform in
+/// `±1 / sqrt(fan_in)` (Kaiming uniform with gain 1/sqrt(3)), an `Embedding` table is N(0, 1).
+pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -> M {
+    let module = init();
+    module.map(&mut HostInit {
+        rng: StdRng::seed_from_u64(seed),
+        device: device.clone(),
+        container: Vec::new(),
+    })
+}
 
-/// Run `init` (e.g. a model's `init`) with the device's generator seeded by `seed`, holding a lock
-/// so concurrent seeded initialisations cannot interleave.
-pub fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
-    let _guard = SEEDED_INIT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    device.seed(seed);
-    init()
+/// Replaces every float parameter with values drawn on the host.
+struct HostInit {
+    rng: StdRng,
+    device: Device,
+    /// Types of the modules entered, innermost last.
+    container: Vec<String>,
+}
+
+impl ModuleMapper for HostInit {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        self.container.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.container.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let in_embedding = self.container.iter().rev().any(|c| c.contains("Embedding"));
+        let rng = &mut self.rng;
+        let device = self.device.clone();
+        param.map(|old| {
+            let dims = old.dims();
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = if in_embedding {
+                (0..n).map(|_| StandardNormal.sample(&mut *rng)).collect()
+            } else {
+                // Linear weights are stored [fan_in, fan_out]; a bias [fan_out] shares the layer's
+                // fan_in, which is the weight's first dimension, visited just before it.
+                let fan_in = if D >= 2 { dims[0] } else { n.max(1) };
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            };
+            let fresh = Tensor::<1>::from_floats(values.as_slice(), &device).reshape(dims);
+            if old.is_require_grad() {
+                fresh.require_grad()
+            } else {
+                fresh
+            }
+        })
+    }
 }

@@ -349,8 +349,9 @@ pub fn load_model(
         path: path.to_path_buf(),
         message: format!("{e:?}"),
     })?;
-    config
-        .init(timesteps, device)
+    // The fresh weights are overwritten by the record; drawing them under the init lock keeps
+    // this from disturbing a seeded initialisation running on another thread.
+    crate::rng::seeded(device, 0, || config.init(timesteps, device))
         .try_load_record(record)
         .map_err(|e| DdpmError::Record {
             path: path.to_path_buf(),

@@ -70,7 +70,7 @@ fn non_finite_loss_stops_training_with_a_clear_error() {
 }
 
 #[test]
-fn ema_weights_differ_from_the_last_weights_and_are_smoother() {
+fn ema_weights_differ_from_the_last_weights_with_identical_updates() {
     let device = Backend::default_cpu().device().unwrap();
     let mut config = small_config();
     let schedule = config.diffusion.init().unwrap();
@@ -178,4 +178,22 @@ fn every_time_embedding_and_activation_trains() {
             assert_eq!(predictions(&trained.model, &device).len(), 6);
         }
     }
+}
+
+#[test]
+fn seeded_init_is_identical_across_threads_and_differs_across_seeds() {
+    let config = small_config();
+    let build = |seed: u64| {
+        let device = Backend::default_cpu().device().unwrap();
+        let model = seeded(&device, seed, || config.model.init(100, &device));
+        predictions(&model, &device)
+    };
+    let reference = build(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| build(0))).collect();
+        for handle in handles {
+            assert_eq!(handle.join().unwrap(), reference);
+        }
+    });
+    assert_ne!(build(1), reference);
 }
