@@ -202,10 +202,14 @@ fn write_outputs(
     let schedule = &run.schedule;
     let big_t = schedule.timesteps();
     let bounds = Bounds::covering(&run.data.points, 3.0);
+    // An evenly strided subset of the training set, as many points as samples: the generators
+    // emit classes in blocks, so the first n points would show only one class.
+    let stride = (run.data.len() / config.sampling.n_samples).max(1);
     let show: Vec<[f32; 2]> = run
         .data
         .points
         .iter()
+        .step_by(stride)
         .take(config.sampling.n_samples)
         .copied()
         .collect();
