@@ -244,7 +244,7 @@ mod tests {
             schedule.posterior_mean_coef2[t],
         );
         assert!((mean[0] as f64 - (c1 * 1.0 + c2 * 0.5)).abs() < 1e-6);
-        assert!((mean[1] as f64 - (c1 * -1.0 + c2 * 0.25)).abs() < 1e-6);
+        assert!((mean[1] as f64 - (-c1 + c2 * 0.25)).abs() < 1e-6);
         assert_eq!(post.variance, schedule.posterior_variance[t]);
     }
 }

@@ -48,7 +48,7 @@ impl TrainObserver for ConsoleProgress {
         self.smoothed = Some(smoothed);
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            if step % 25 == 0 {
+            if step.is_multiple_of(25) {
                 bar.set_message(format!("{smoothed:.4}"));
             }
         }
@@ -57,7 +57,7 @@ impl TrainObserver for ConsoleProgress {
     fn on_epoch(&mut self, epoch: usize, epochs: usize, mean_loss: f32) {
         let every = (epochs / 10).max(1);
         if let Some(bar) = &self.bar
-            && ((epoch + 1) % every == 0 || epoch + 1 == epochs)
+            && ((epoch + 1).is_multiple_of(every) || epoch + 1 == epochs)
         {
             bar.println(format!(
                 "epoch {:>5}/{epochs}  mean loss {mean_loss:.5}",

@@ -152,7 +152,7 @@ pub struct PrintEvery(pub usize);
 
 impl TrainObserver for PrintEvery {
     fn on_epoch(&mut self, epoch: usize, epochs: usize, mean_loss: f32) {
-        if (epoch + 1) % self.0.max(1) == 0 || epoch + 1 == epochs {
+        if (epoch + 1).is_multiple_of(self.0.max(1)) || epoch + 1 == epochs {
             println!("epoch {:>4}/{epochs}  loss {mean_loss:.4}", epoch + 1);
         }
     }

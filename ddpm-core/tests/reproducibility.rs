@@ -4,8 +4,10 @@ use ddpm_core::prelude::*;
 
 fn run(seed: u64, backend: Backend) -> (Vec<f32>, Vec<[f32; 2]>) {
     let device = backend.device().unwrap();
-    let mut config = ExperimentConfig::default();
-    config.seed = seed;
+    let mut config = ExperimentConfig {
+        seed,
+        ..Default::default()
+    };
     config.data.n_points = 512;
     config.diffusion.timesteps = 50;
     config.train.epochs = 3;

@@ -102,7 +102,10 @@ impl DenoiserConfig {
                 "must be in 0..=64",
             ));
         }
-        if self.embedding_size < 2 || self.embedding_size % 2 != 0 || self.embedding_size > 4096 {
+        if self.embedding_size < 2
+            || !self.embedding_size.is_multiple_of(2)
+            || self.embedding_size > 4096
+        {
             return Err(DdpmError::invalid(
                 &field("embedding_size"),
                 self.embedding_size,
