@@ -67,6 +67,7 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -
         rng: StdRng::seed_from_u64(seed),
         device: device.clone(),
         container: Vec::new(),
+        fan_in: 1,
     })
 }
 
@@ -76,6 +77,8 @@ struct HostInit {
     device: Device,
     /// Types of the modules entered, innermost last.
     container: Vec<String>,
+    /// Fan-in of the last 2-D weight seen: a `Linear` bias shares its layer's fan-in.
+    fan_in: usize,
 }
 
 impl ModuleMapper for HostInit {
@@ -90,6 +93,7 @@ impl ModuleMapper for HostInit {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let in_embedding = self.container.iter().rev().any(|c| c.contains("Embedding"));
         let rng = &mut self.rng;
+        let fan_in = &mut self.fan_in;
         let device = self.device.clone();
         param.map(|old| {
             let dims = old.dims();
@@ -99,8 +103,10 @@ impl ModuleMapper for HostInit {
             } else {
                 // Linear weights are stored [fan_in, fan_out]; a bias [fan_out] shares the layer's
                 // fan_in, which is the weight's first dimension, visited just before it.
-                let fan_in = if D >= 2 { dims[0] } else { n.max(1) };
-                let bound = 1.0 / (fan_in as f32).sqrt();
+                if D >= 2 {
+                    *fan_in = dims[0].max(1);
+                }
+                let bound = 1.0 / (*fan_in as f32).sqrt();
                 (0..n).map(|_| rng.random_range(-bound..bound)).collect()
             };
             let fresh = Tensor::<1>::from_floats(values.as_slice(), &device).reshape(dims);
@@ -110,5 +116,32 @@ impl ModuleMapper for HostInit {
                 fresh
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+
+    #[test]
+    fn seeded_linear_weight_and_bias_are_uniform_within_one_over_sqrt_fan_in() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let layer = seeded(&device, 9, || LinearConfig::new(400, 64).init(&device));
+        let bound = 1.0 / 20.0; // 1 / sqrt(400)
+        let weight: Vec<f32> = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let bias: Vec<f32> = layer
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for values in [&weight, &bias] {
+            assert!(values.iter().all(|v| v.abs() <= bound));
+            // Uniform, not concentrated: the largest magnitude comes near the bound.
+            assert!(values.iter().fold(0.0f32, |m, v| m.max(v.abs())) > 0.8 * bound);
+        }
     }
 }

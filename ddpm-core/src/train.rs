@@ -349,9 +349,8 @@ pub fn load_model(
         path: path.to_path_buf(),
         message: format!("{e:?}"),
     })?;
-    // The fresh weights are overwritten by the record; drawing them under the init lock keeps
-    // this from disturbing a seeded initialisation running on another thread.
-    crate::rng::seeded(device, 0, || config.init(timesteps, device))
+    config
+        .init(timesteps, device)
         .try_load_record(record)
         .map_err(|e| DdpmError::Record {
             path: path.to_path_buf(),

@@ -138,7 +138,7 @@ impl DenoiserConfig {
     /// Build the network for a chain of `timesteps` steps, with burn's default initialisation.
     ///
     /// burn draws initial weights from the device's generator; use
-    /// [`crate::seeded`] to make them reproducible.
+    /// [`crate::rng::seeded`] to make them reproducible.
     pub fn init(&self, timesteps: usize, device: &Device) -> MlpDenoiser {
         let hidden = self.hidden_size;
         MlpDenoiser {
