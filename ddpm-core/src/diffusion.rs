@@ -105,6 +105,20 @@ pub fn noise_prediction_loss(
     (predicted - noise).square().mean()
 }
 
+/// The mean of p_theta(x_{t-1} | x_t) written with the predicted noise (Ho et al. eq. 11):
+/// mu_theta = (x_t - beta_t / sqrt(1 - alpha-bar_t) eps_theta) / sqrt(alpha_t).
+///
+/// It equals the posterior mean of eq. 7 with x_0 predicted by eq. 15: predicting the noise is
+/// predicting the mean, reparameterised.
+pub fn mean_from_eps<const D: usize>(
+    schedule: &NoiseSchedule,
+    x_t: Tensor<D>,
+    t: usize,
+    eps: Tensor<D>,
+) -> Tensor<D> {
+    x_t.mul_scalar(schedule.sqrt_recip_alphas[t]) - eps.mul_scalar(schedule.eps_mean_coef[t])
+}
+
 /// Snapshots of the forward process: the data noised to each paper time in `times` (0 is the
 /// data itself, `T` is x_T), drawn in closed form with q(x_t | x_0). For the noising picture.
 pub fn noising_snapshots(
@@ -227,6 +241,22 @@ mod tests {
                 err < 1e-4 * schedule.sqrt_recip_alpha_bar[t] as f32 * 10.0,
                 "t={t}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn eq_11_mean_equals_the_posterior_mean_of_the_predicted_x0() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(5);
+        let xt = rng.normal([32, 2], &device);
+        let eps = rng.normal([32, 2], &device);
+        for t in [1usize, 50, 500, 999] {
+            let direct = mean_from_eps(&schedule, xt.clone(), t, eps.clone());
+            let x0 = predict_x0_from_eps(&schedule, xt.clone(), t, eps.clone());
+            let via_x0 = q_posterior(&schedule, x0, xt.clone(), t).mean;
+            let err: f32 = (direct - via_x0).abs().max().into_scalar();
+            assert!(err < 1e-4, "t={t}: {err}");
         }
     }
 

@@ -22,7 +22,7 @@
 //! let model = seeded(&device, 1, || config.model.init(schedule.timesteps(), &device));
 //! let trained = train(model, &schedule, &data, &config.train, 2, &device, &mut Silent)?;
 //!
-//! let sampler = DdpmSampler::new(&schedule, config.sampling.variance);
+//! let sampler = config.sampling.sampler(&schedule);
 //! let out = sampler.sample(&trained.model, 64, &mut NoiseSource::new(3), &[], &device)?;
 //! let reference = Dataset2d::generate(DatasetKind::Moons, 64, 4);
 //! let ed = energy_distance(&out.samples, &reference.points)?;
@@ -32,14 +32,17 @@
 
 #![warn(missing_docs)]
 
+pub mod analysis;
 mod choice;
 pub mod config;
 pub mod data;
 pub mod diffusion;
 mod error;
+pub mod experiment;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod notebook;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;
@@ -125,23 +128,33 @@ impl Backend {
 /// The names most programs need: `use ddpm_core::prelude::*;`.
 pub mod prelude {
     pub use crate::Backend;
+    pub use crate::analysis::{score_field, sinusoidal_table};
     pub use crate::config::ExperimentConfig;
     pub use crate::data::{DataConfig, Dataset2d, DatasetKind};
     pub use crate::diffusion::{
-        noise_prediction_loss, predict_x0_from_eps, q_posterior, q_sample, q_step,
+        mean_from_eps, noise_prediction_loss, predict_x0_from_eps, q_posterior, q_sample, q_step,
+        timestep_tensor,
     };
+    pub use crate::experiment::Comparison;
     pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
     pub use crate::model::{
         Activation, DenoiserConfig, InputEncoding, MlpDenoiser, TimeEmbeddingKind,
     };
-    pub use crate::plot::{self, Chart};
+    pub use crate::notebook::{Gif, Svg, Table};
+    pub use crate::pipeline::PipelineRun;
+    pub use crate::plot::{
+        self, Animation, Bounds, Chart, GENERATED, Heatmap, Panel, REAL, ScatterPanels, VectorField,
+    };
     pub use crate::rng::{NoiseSource, seeded};
-    pub use crate::sampling::{DdpmSampler, PosteriorVariance, SampleOutput, SamplingConfig};
+    pub use crate::sampling::{
+        DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, SamplingConfig, from_points,
+        to_points,
+    };
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
     pub use crate::train::{
-        LossHistory, PrintEvery, Silent, TrainConfig, TrainObserver, Trained, load_model,
+        Ema, LossHistory, PrintEvery, Silent, TrainConfig, TrainObserver, Trained, load_model,
         save_model, train,
     };
     pub use crate::{DdpmError, Result};
-    pub use burn::prelude::{Device, Tensor};
+    pub use burn::prelude::{Device, Module, Tensor};
 }

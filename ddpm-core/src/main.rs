@@ -108,11 +108,14 @@ fn main() -> Result<()> {
         r.timings.sample_seconds
     );
     eprintln!(
-        "energy distance {:.4} (floor {:.4}, {:.1}x floor; untrained {:.4})",
+        "energy distance {:.4} (floor {:.4}, {:.1}x floor{})",
         ed.value,
         ed.floor,
         ed.ratio_to_floor(),
-        r.untrained.energy_distance.value
+        r.untrained
+            .as_ref()
+            .map(|u| format!("; untrained {:.4}", u.energy_distance.value))
+            .unwrap_or_default()
     );
     eprintln!("wrote figures and results to {}", args.out_dir.display());
     Ok(())

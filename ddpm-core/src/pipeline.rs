@@ -13,12 +13,14 @@ use crate::data::Dataset2d;
 use crate::diffusion::noising_snapshots;
 use crate::metrics::QualityReport;
 use crate::model::MlpDenoiser;
+use crate::notebook::Table;
 use crate::plot::{
     self, Bounds, LossCurve, Marginals, Panel, ScatterPanels, ScheduleChart, ScheduleCurve,
+    TrajectoryAnimation,
 };
 use crate::plot::{GENERATED, REAL};
 use crate::rng::{NoiseSource, seeded};
-use crate::sampling::{DdpmSampler, SampleOutput, evenly_spaced_steps};
+use crate::sampling::{Frame, SampleOutput, evenly_spaced_steps};
 use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
 use crate::train::{LossHistory, TrainObserver, save_model, train};
 use crate::{DdpmError, Result, io};
@@ -70,8 +72,10 @@ pub struct PipelineReport {
     /// Quality of the trained model's samples against a held-out draw of the data.
     pub trained: QualityReport,
     /// Quality of an untrained network's samples (same architecture, seed and sampler): the
-    /// baseline the trained model must beat.
-    pub untrained: QualityReport,
+    /// baseline the trained model must beat. Absent when the run skipped it
+    /// ([`RunOptions::untrained_baseline`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrained: Option<QualityReport>,
     /// Mean loss of the last epoch.
     pub final_loss: f32,
     /// Stage timings.
@@ -93,14 +97,43 @@ pub struct PipelineRun {
     pub model: MlpDenoiser,
     /// Samples and trajectory.
     pub output: SampleOutput,
+    /// The config it ran (validated).
+    pub config: ExperimentConfig,
 }
 
-/// Train, sample and measure, without writing anything.
+/// What a pipeline run computes besides training and sampling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Also sample an untrained network of the same seed and score it (the baseline in
+    /// `metrics.json`); costs a second sampling pass.
+    pub untrained_baseline: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            untrained_baseline: true,
+        }
+    }
+}
+
+/// Train, sample and measure (with the untrained baseline), without writing anything.
 pub fn run(
     config: &ExperimentConfig,
     device: &Device,
     backend: &str,
     observer: &mut dyn TrainObserver,
+) -> Result<PipelineRun> {
+    run_with_options(config, device, backend, observer, RunOptions::default())
+}
+
+/// [`run`] with a choice of what else to compute.
+pub fn run_with_options(
+    config: &ExperimentConfig,
+    device: &Device,
+    backend: &str,
+    observer: &mut dyn TrainObserver,
+    options: RunOptions,
 ) -> Result<PipelineRun> {
     config.validate()?;
     let seeds = config.seeds();
@@ -121,7 +154,7 @@ pub fn run(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let sampler = DdpmSampler::new(&schedule, config.sampling.variance);
+    let sampler = config.sampling.sampler(&schedule);
     let record = evenly_spaced_steps(timesteps, config.sampling.trajectory_frames);
     let n = config.sampling.n_samples;
     let started = Instant::now();
@@ -133,7 +166,11 @@ pub fn run(
         device,
     )?;
     let sample_seconds = started.elapsed().as_secs_f64();
-    let untrained = sampler.sample(&init(), n, &mut NoiseSource::new(seeds.sample), &[], device)?;
+    let untrained = if options.untrained_baseline {
+        Some(sampler.sample(&init(), n, &mut NoiseSource::new(seeds.sample), &[], device)?)
+    } else {
+        None
+    };
 
     let reference = Dataset2d::generate(config.data.dataset, n, seeds.eval);
     let floor = Dataset2d::generate(config.data.dataset, n, seeds.eval.wrapping_add(1));
@@ -141,7 +178,9 @@ pub fn run(
     let report = PipelineReport {
         backend: backend.to_string(),
         trained: QualityReport::compute(&output.samples, &reference.points, &floor.points)?,
-        untrained: QualityReport::compute(&untrained.samples, &reference.points, &floor.points)?,
+        untrained: untrained
+            .map(|u| QualityReport::compute(&u.samples, &reference.points, &floor.points))
+            .transpose()?,
         final_loss: trained
             .history
             .per_epoch
@@ -161,6 +200,7 @@ pub fn run(
         schedule,
         model: trained.model,
         output,
+        config: config.clone(),
     })
 }
 
@@ -178,7 +218,7 @@ pub fn run_and_save(
     config.validate()?;
     let run = run(config, device, backend, observer)?;
     std::fs::create_dir_all(out_dir).map_err(|e| DdpmError::io(out_dir, e))?;
-    write_outputs(config, &run, device, out_dir)?;
+    write_outputs(&run, device, out_dir)?;
     Ok(run)
 }
 
@@ -192,29 +232,9 @@ fn forward_times(timesteps: usize) -> Vec<usize> {
     times
 }
 
-fn write_outputs(
-    config: &ExperimentConfig,
-    run: &PipelineRun,
-    device: &Device,
-    out: &Path,
-) -> Result<()> {
+fn write_outputs(run: &PipelineRun, device: &Device, out: &Path) -> Result<()> {
     let path = |name: &str| -> PathBuf { out.join(name) };
-    let schedule = &run.schedule;
-    let big_t = schedule.timesteps();
-    let bounds = Bounds::covering(&run.data.points, 3.0);
-    // An evenly strided subset of the training set, as many points as samples: the generators
-    // emit classes in blocks, so the first n points would show only one class.
-    let stride = (run.data.len() / config.sampling.n_samples).max(1);
-    let show: Vec<[f32; 2]> = run
-        .data
-        .points
-        .iter()
-        .step_by(stride)
-        .take(config.sampling.n_samples)
-        .copied()
-        .collect();
-
-    io::write_atomic(&path(files::CONFIG_JSON), config.to_json().as_bytes())?;
+    io::write_atomic(&path(files::CONFIG_JSON), run.config.to_json().as_bytes())?;
     io::write_atomic(
         &path(files::DATA_CSV),
         points_csv(&run.data.points, Some(&run.data.labels)).as_bytes(),
@@ -227,137 +247,236 @@ fn write_outputs(
     io::write_atomic(&path(files::METRICS_JSON), metrics.as_bytes())?;
     save_model(&run.model, &path(files::MODEL))?;
 
-    plot::save_png(
-        &LossCurve {
-            per_step: run.report.history.per_step.clone(),
-            per_epoch: run.report.history.per_epoch.clone(),
+    plot::save_png(&run.training_curve(), &path(files::TRAINING_CURVE))?;
+    plot::save_png(&run.noise_schedule()?, &path(files::NOISE_SCHEDULE))?;
+    plot::save_png(&run.forward_process(device)?, &path(files::FORWARD_PROCESS))?;
+    if !run.output.trajectory.is_empty() {
+        plot::save_png(&run.reverse_process()?, &path(files::REVERSE_PROCESS))?;
+        plot::save_gif(
+            &run.sampling_animation()?,
+            &path(files::SAMPLING_ANIMATION),
+            ANIMATION_FRAME_MS,
+        )?;
+    }
+    plot::save_png(&run.real_vs_generated(), &path(files::REAL_VS_GENERATED))?;
+    plot::save_png(&run.marginals(), &path(files::MARGINALS))?;
+    Ok(())
+}
+
+/// Time each frame of the sampling animation is shown.
+pub const ANIMATION_FRAME_MS: u32 = 80;
+
+/// The tutorial's figures, built from a run's plain data. The command saves them as files; a
+/// notebook shows them inline (`run.real_vs_generated().show()?`).
+impl PipelineRun {
+    /// An evenly strided subset of the training set, as many points as samples: the generators
+    /// emit classes in blocks, so the first n points would show only one class.
+    pub fn shown_data(&self) -> Vec<[f32; 2]> {
+        let n = self.config.sampling.n_samples;
+        let stride = (self.data.len() / n).max(1);
+        self.data
+            .points
+            .iter()
+            .step_by(stride)
+            .take(n)
+            .copied()
+            .collect()
+    }
+
+    /// The plotting window every scatter figure of this run shares.
+    pub fn bounds(&self) -> Bounds {
+        Bounds::covering(&self.data.points, 3.0)
+    }
+
+    /// `training_curve.png`: loss per step, its moving average and each epoch's mean.
+    pub fn training_curve(&self) -> LossCurve {
+        LossCurve {
+            per_step: self.report.history.per_step.clone(),
+            per_epoch: self.report.history.per_epoch.clone(),
             title: format!(
                 "Training loss ({}, {} epochs)",
-                config.data.dataset, config.train.epochs
+                self.config.data.dataset, self.config.train.epochs
             ),
-        },
-        &path(files::TRAINING_CURVE),
-    )?;
-
-    let mut curves = vec![ScheduleCurve::from_schedule(
-        format!("{} (used)", schedule.kind),
-        schedule,
-    )];
-    for kind in [ScheduleKind::Linear, ScheduleKind::Cosine] {
-        if kind != schedule.kind {
-            let other = ScheduleConfig {
-                schedule: kind,
-                ..config.diffusion.clone()
-            }
-            .init()?;
-            curves.push(ScheduleCurve::from_schedule(kind.name(), &other));
         }
     }
-    plot::save_png(&ScheduleChart { curves }, &path(files::NOISE_SCHEDULE))?;
 
-    let mut rng = NoiseSource::new(config.seeds().eval.wrapping_add(2));
-    let snapshots = noising_snapshots(schedule, &show, &forward_times(big_t), &mut rng, device)?;
-    let panels = snapshots
-        .into_iter()
-        .map(|f| Panel {
-            title: if f.t == 0 {
-                "t = 0 (data)".to_string()
-            } else {
-                format!(
-                    "t = {}  alpha-bar = {:.3}",
-                    f.t,
-                    schedule.alpha_bar[f.t - 1]
-                )
-            },
-            points: f.points,
-            color: REAL,
-        })
-        .collect();
-    plot::save_png(
-        &ScatterPanels {
+    /// `noise_schedule.png`: the schedule used beside linear and cosine.
+    pub fn noise_schedule(&self) -> Result<ScheduleChart> {
+        let used = self.schedule.kind;
+        let mut curves = vec![ScheduleCurve::from_schedule(
+            format!("{used} (used)"),
+            &self.schedule,
+        )];
+        for kind in [ScheduleKind::Linear, ScheduleKind::Cosine] {
+            if kind != used {
+                let other = ScheduleConfig {
+                    schedule: kind,
+                    ..self.config.diffusion.clone()
+                }
+                .init()?;
+                curves.push(ScheduleCurve::from_schedule(kind.name(), &other));
+            }
+        }
+        Ok(ScheduleChart { curves })
+    }
+
+    /// `forward_process.png`: the data noised in closed form at several t.
+    pub fn forward_process(&self, device: &Device) -> Result<ScatterPanels> {
+        let schedule = &self.schedule;
+        let mut rng = NoiseSource::new(self.config.seeds().eval.wrapping_add(2));
+        let times = forward_times(schedule.timesteps());
+        let snapshots = noising_snapshots(schedule, &self.shown_data(), &times, &mut rng, device)?;
+        Ok(ScatterPanels {
             name: "forward_process",
             title: format!(
                 "Forward process q(x_t | x_0): {} dissolving into noise ({} schedule)",
-                config.data.dataset, schedule.kind
+                self.config.data.dataset, schedule.kind
             ),
-            panels,
+            panels: snapshots
+                .into_iter()
+                .map(|f| Panel {
+                    title: if f.t == 0 {
+                        "t = 0 (data)".to_string()
+                    } else {
+                        format!(
+                            "t = {}  alpha-bar = {:.3}",
+                            f.t,
+                            schedule.alpha_bar[f.t - 1]
+                        )
+                    },
+                    points: f.points,
+                    color: REAL,
+                })
+                .collect(),
             columns: 4,
-            bounds,
+            bounds: self.bounds(),
             panel_size: 300,
-        },
-        &path(files::FORWARD_PROCESS),
-    )?;
-
-    let frames = &run.output.trajectory;
-    if !frames.is_empty() {
-        let picks = evenly_spaced_steps(frames.len() - 1, frames.len().min(8));
-        let panels = picks
-            .iter()
-            .rev() // evenly_spaced_steps counts down; frames run from x_T to x_0
-            .map(|&i| &frames[i])
-            .map(|f| Panel {
-                title: format!("t = {}", f.t),
-                points: f.points.clone(),
-                color: GENERATED,
-            })
-            .collect();
-        plot::save_png(
-            &ScatterPanels {
-                name: "reverse_process",
-                title: "Reverse process p_theta(x_{t-1} | x_t): noise becoming data".into(),
-                panels,
-                columns: 4,
-                bounds,
-                panel_size: 300,
-            },
-            &path(files::REVERSE_PROCESS),
-        )?;
-        let animation = plot::TrajectoryAnimation {
-            frames: frames.iter().map(|f| (f.t, f.points.clone())).collect(),
-            bounds,
-            hold_last: 15,
-        };
-        plot::save_gif(&animation, &path(files::SAMPLING_ANIMATION), 80)?;
+        })
     }
 
-    let ed = &run.report.trained.energy_distance;
-    plot::save_png(
-        &ScatterPanels {
+    /// `reverse_process.png`: up to 8 recorded states from x_T to x_0.
+    pub fn reverse_process(&self) -> Result<ScatterPanels> {
+        let frames = self.trajectory()?;
+        let picks = evenly_spaced_steps(frames.len() - 1, frames.len().min(8));
+        Ok(ScatterPanels {
+            name: "reverse_process",
+            title: "Reverse process p_theta(x_{t-1} | x_t): noise becoming data".into(),
+            panels: picks
+                .iter()
+                .rev() // evenly_spaced_steps counts down; frames run from x_T to x_0
+                .map(|&i| Panel {
+                    title: format!("t = {}", frames[i].t),
+                    points: frames[i].points.clone(),
+                    color: GENERATED,
+                })
+                .collect(),
+            columns: 4,
+            bounds: self.bounds(),
+            panel_size: 300,
+        })
+    }
+
+    /// `sampling_animation.gif`: every recorded state, the last one held for a moment.
+    pub fn sampling_animation(&self) -> Result<TrajectoryAnimation> {
+        Ok(TrajectoryAnimation {
+            frames: self
+                .trajectory()?
+                .iter()
+                .map(|f| (f.t, f.points.clone()))
+                .collect(),
+            bounds: self.bounds(),
+            hold_last: 15,
+        })
+    }
+
+    fn trajectory(&self) -> Result<&[Frame]> {
+        if self.output.trajectory.is_empty() {
+            return Err(DdpmError::invalid(
+                "sampling.trajectory_frames",
+                0,
+                "must be >= 2 to draw the reverse process: no states were recorded",
+            ));
+        }
+        Ok(&self.output.trajectory)
+    }
+
+    /// `real_vs_generated.png`: the data beside the samples, with the energy distance, its floor
+    /// and the untrained baseline in the title.
+    pub fn real_vs_generated(&self) -> ScatterPanels {
+        let shown = self.shown_data();
+        let ed = &self.report.trained.energy_distance;
+        let baseline = match &self.report.untrained {
+            Some(u) => format!(", untrained {:.4}", u.energy_distance.value),
+            None => String::new(),
+        };
+        ScatterPanels {
             name: "real_vs_generated",
             title: format!(
-                "Real vs generated: energy distance {:.4} (floor {:.4}, untrained {:.4})",
-                ed.value, ed.floor, run.report.untrained.energy_distance.value
+                "Real vs generated: energy distance {:.4} (floor {:.4}{baseline})",
+                ed.value, ed.floor
             ),
             panels: vec![
                 Panel {
-                    title: format!("real {} (n = {})", config.data.dataset, show.len()),
-                    points: show.clone(),
+                    title: format!("real {} (n = {})", self.config.data.dataset, shown.len()),
+                    points: shown,
                     color: REAL,
                 },
                 Panel {
                     title: format!(
-                        "generated, DDPM T = {big_t} (n = {})",
-                        run.output.samples.len()
+                        "generated, DDPM T = {} (n = {})",
+                        self.schedule.timesteps(),
+                        self.output.samples.len()
                     ),
-                    points: run.output.samples.clone(),
+                    points: self.output.samples.clone(),
                     color: GENERATED,
                 },
             ],
             columns: 2,
-            bounds,
+            bounds: self.bounds(),
             panel_size: 420,
-        },
-        &path(files::REAL_VS_GENERATED),
-    )?;
-    plot::save_png(
-        &Marginals {
-            real: show,
-            generated: run.output.samples.clone(),
+        }
+    }
+
+    /// `marginal_distributions.png`: histograms of each coordinate, real against generated.
+    pub fn marginals(&self) -> Marginals {
+        Marginals {
+            real: self.shown_data(),
+            generated: self.output.samples.clone(),
             bins: 60,
-        },
-        &path(files::MARGINALS),
-    )?;
-    Ok(())
+        }
+    }
+
+    /// The quality metrics of the trained and the untrained model beside their floors.
+    pub fn quality_table(&self) -> Table {
+        let mut table = Table::new([
+            "model",
+            "energy distance",
+            "x floor",
+            "MMD^2 (RBF)",
+            "x floor",
+        ]);
+        let reports = [
+            Some(("trained", &self.report.trained)),
+            self.report.untrained.as_ref().map(|u| ("untrained", u)),
+        ];
+        for (name, q) in reports.into_iter().flatten() {
+            table.push([
+                name.to_string(),
+                format!("{:.5}", q.energy_distance.value),
+                format!("{:.1}", q.energy_distance.ratio_to_floor()),
+                format!("{:.5}", q.mmd_rbf.value),
+                format!("{:.1}", q.mmd_rbf.ratio_to_floor()),
+            ]);
+        }
+        table.push([
+            "floor (real vs real)".to_string(),
+            format!("{:.5}", self.report.trained.energy_distance.floor),
+            "1.0".into(),
+            format!("{:.5}", self.report.trained.mmd_rbf.floor),
+            "1.0".into(),
+        ]);
+        table
+    }
 }
 
 /// Points as CSV with a header, optionally with a label column.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::choice::choice_enum;
 use crate::diffusion::{predict_x0_from_eps, q_posterior};
 use crate::model::MlpDenoiser;
+use crate::notebook::Table;
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -34,6 +35,11 @@ pub struct SamplingConfig {
     /// Number of intermediate states kept for the reverse-process picture and the animation
     /// (evenly spaced over the chain, x_T and x_0 included); 0 keeps none.
     pub trajectory_frames: usize,
+    /// Clip each predicted x_0 to `[-clip_x0, clip_x0]` before forming the posterior mean
+    /// (improved-diffusion's `clip_denoised`); 0 leaves it as predicted. The default is the
+    /// range every toy dataset lies in ([`crate::data::DATA_RANGE`]). Schedules whose last betas
+    /// approach 1 (cosine) amplify small noise-prediction errors into far outliers without it.
+    pub clip_x0: f32,
 }
 
 impl Default for SamplingConfig {
@@ -42,6 +48,7 @@ impl Default for SamplingConfig {
             n_samples: 2000,
             variance: PosteriorVariance::FixedSmall,
             trajectory_frames: 60,
+            clip_x0: crate::data::DATA_RANGE,
         }
     }
 }
@@ -63,7 +70,19 @@ impl SamplingConfig {
                 "must be 0 or in 2..=1000 (x_T and x_0 are always both kept)",
             ));
         }
+        if !(self.clip_x0.is_finite() && self.clip_x0 >= 0.0) {
+            return Err(DdpmError::invalid(
+                &format!("{prefix}clip_x0"),
+                self.clip_x0,
+                "must be finite and >= 0; 0 disables clipping",
+            ));
+        }
         Ok(())
+    }
+
+    /// The sampler this config describes, over `schedule`.
+    pub fn sampler<'a>(&self, schedule: &'a NoiseSchedule) -> DdpmSampler<'a> {
+        DdpmSampler::new(schedule, self.variance).with_clip_x0(self.clip_x0)
     }
 }
 
@@ -100,17 +119,69 @@ pub struct SampleOutput {
     pub trajectory: Vec<Frame>,
 }
 
+/// The values one reverse step computes, in order.
+#[derive(Debug, Clone)]
+pub struct ReverseStep<const D: usize> {
+    /// The state the step starts from.
+    pub x_t: Tensor<D>,
+    /// The model's noise prediction eps_theta(x_t, t).
+    pub eps: Tensor<D>,
+    /// x_0 predicted from x_t and the predicted noise (eq. 15).
+    pub x0_pred: Tensor<D>,
+    /// The posterior mean given that prediction (eq. 7).
+    pub mean: Tensor<D>,
+    /// The standard deviation of the added noise (0 at the last step).
+    pub sigma: f64,
+    /// x_{t-1} = mean + sigma * z.
+    pub x_prev: Tensor<D>,
+}
+
+impl ReverseStep<2> {
+    /// The step as a table: one row per quantity, one column per point.
+    pub fn table(&self) -> Result<Table> {
+        let rows = [
+            ("x_t", &self.x_t),
+            ("eps_theta(x_t, t)", &self.eps),
+            ("x_0 predicted (eq. 15)", &self.x0_pred),
+            ("posterior mean (eq. 7)", &self.mean),
+            ("x_(t-1) = mean + sigma_t z", &self.x_prev),
+        ];
+        let n = self.x_t.dims()[0];
+        let mut table = Table::new(
+            std::iter::once("quantity".to_string()).chain((1..=n).map(|i| format!("point {i}"))),
+        );
+        for (name, value) in rows {
+            let cells = to_points(value.clone())?
+                .into_iter()
+                .map(|p| format!("({:.3}, {:.3})", p[0], p[1]));
+            table.push(std::iter::once(name.to_string()).chain(cells));
+        }
+        Ok(table)
+    }
+}
+
 /// The DDPM ancestral sampler.
 #[derive(Debug, Clone)]
 pub struct DdpmSampler<'a> {
     schedule: &'a NoiseSchedule,
     variance: PosteriorVariance,
+    clip_x0: Option<f32>,
 }
 
 impl<'a> DdpmSampler<'a> {
     /// A sampler over `schedule` with the given reverse-step variance.
     pub fn new(schedule: &'a NoiseSchedule, variance: PosteriorVariance) -> Self {
-        Self { schedule, variance }
+        Self {
+            schedule,
+            variance,
+            clip_x0: None,
+        }
+    }
+
+    /// Clip predicted x_0 to `[-bound, bound]` in every step; 0 turns clipping off.
+    pub fn with_clip_x0(mut self, bound: f32) -> Self {
+        self.clip_x0 = (bound > 0.0).then_some(bound);
+        self
     }
 
     /// sigma_t, the standard deviation of the noise added in the step from x_t to x_{t-1}.
@@ -130,15 +201,39 @@ impl<'a> DdpmSampler<'a> {
         x_t: Tensor<D>,
         noise: Tensor<D>,
     ) -> Tensor<D> {
+        self.step_parts(eps, t, x_t, noise).x_prev
+    }
+
+    /// [`Self::step`] with its intermediate values, to look inside one step.
+    pub fn step_parts<const D: usize>(
+        &self,
+        eps: Tensor<D>,
+        t: usize,
+        x_t: Tensor<D>,
+        noise: Tensor<D>,
+    ) -> ReverseStep<D> {
         // 1. predict x_0 from x_t and the predicted noise (Ho et al. eq. 15)
-        let x0 = predict_x0_from_eps(self.schedule, x_t.clone(), t, eps);
+        let x0_pred = predict_x0_from_eps(self.schedule, x_t.clone(), t, eps.clone());
+        let x0_pred = match self.clip_x0 {
+            Some(bound) => x0_pred.clamp(-bound, bound),
+            None => x0_pred,
+        };
         // 2. mean of the posterior q(x_{t-1} | x_t, x_0) (eq. 7); equals eq. 11's mu_theta
-        let mean = q_posterior(self.schedule, x0, x_t, t).mean;
+        let mean = q_posterior(self.schedule, x0_pred.clone(), x_t.clone(), t).mean;
         // 3. add noise with standard deviation sigma_t, except at the last step (Algorithm 2)
-        if t == 0 {
-            mean
+        let sigma = if t == 0 { 0.0 } else { self.sigma(t) };
+        let x_prev = if t == 0 {
+            mean.clone()
         } else {
-            mean + noise.mul_scalar(self.sigma(t))
+            mean.clone() + noise.mul_scalar(sigma)
+        };
+        ReverseStep {
+            x_t,
+            eps,
+            x0_pred,
+            mean,
+            sigma,
+            x_prev,
         }
     }
 
@@ -238,6 +333,28 @@ mod tests {
         let expected = q_posterior(&schedule, x0, xt, t).mean;
         let err: f32 = (stepped - expected).abs().max().into_scalar();
         assert!(err < 1e-4, "{err}");
+    }
+
+    #[test]
+    fn clipping_bounds_the_predicted_x0() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall).with_clip_x0(1.5);
+        let x_t = Tensor::<2>::from_floats([[3.0f32, -3.0], [0.1, 0.2]], &device);
+        let parts = sampler.step_parts(x_t.zeros_like(), 10, x_t.clone(), x_t.zeros_like());
+        let x0: Vec<f32> = parts
+            .x0_pred
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(&x0[..2], &[1.5, -1.5]);
+        let table = parts.table().unwrap();
+        assert_eq!(table.headers, ["quantity", "point 1", "point 2"]);
+        assert_eq!(table.rows[2][1], "(1.500, -1.500)");
+        // Inside the bound the prediction is untouched: x_0 = x_t / sqrt(alpha-bar) when eps = 0.
+        let expected = 0.1 * schedule.sqrt_recip_alpha_bar[10] as f32;
+        assert!((x0[2] - expected).abs() < 1e-6);
     }
 
     #[test]

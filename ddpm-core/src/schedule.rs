@@ -194,6 +194,11 @@ pub struct NoiseSchedule {
     pub posterior_mean_coef1: Vec<f64>,
     /// Coefficient of x_t in the posterior mean (Ho et al. eq. 7).
     pub posterior_mean_coef2: Vec<f64>,
+    /// 1 / sqrt(alpha_t): the scale of x_t in the noise-form mean mu_theta (Ho et al. eq. 11).
+    pub sqrt_recip_alphas: Vec<f64>,
+    /// beta_t / (sqrt(alpha_t) sqrt(1 - alpha-bar_t)): the weight of the predicted noise in
+    /// mu_theta (Ho et al. eq. 11).
+    pub eps_mean_coef: Vec<f64>,
     /// Signal-to-noise ratio alpha-bar_t / (1 - alpha-bar_t).
     pub snr: Vec<f64>,
 }
@@ -238,6 +243,8 @@ impl NoiseSchedule {
             posterior_mean_coef2: map(&|t| {
                 (1.0 - alpha_bar_prev[t]) * alphas[t].sqrt() / (1.0 - alpha_bar[t])
             }),
+            sqrt_recip_alphas: map(&|t| 1.0 / alphas[t].sqrt()),
+            eps_mean_coef: map(&|t| betas[t] / (alphas[t].sqrt() * (1.0 - alpha_bar[t]).sqrt())),
             snr: map(&|t| alpha_bar[t] / (1.0 - alpha_bar[t])),
             posterior_variance,
             posterior_log_variance_clipped,

@@ -16,7 +16,6 @@ use crate::data::Dataset2d;
 use crate::diffusion::noise_prediction_loss;
 use crate::model::{DenoiserConfig, MlpDenoiser};
 use crate::rng::NoiseSource;
-use crate::sampling::from_points;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
 
@@ -206,8 +205,7 @@ pub fn train(
         let mut epoch_loss = 0.0f64;
         for (i, batch) in order.chunks(config.batch_size).enumerate() {
             // 1. a mini-batch of data, a random timestep and fresh noise per point
-            let points: Vec<[f32; 2]> = batch.iter().map(|&j| data.points[j]).collect();
-            let x0 = from_points(&points, &device);
+            let x0 = data.batch(batch, &device);
             let t = rng.timesteps(batch.len(), schedule.timesteps());
             let noise = rng.normal([batch.len(), 2], &device);
 

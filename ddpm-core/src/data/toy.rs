@@ -6,6 +6,7 @@
 
 use std::f64::consts::PI;
 
+use burn::prelude::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal, StandardNormal};
@@ -70,6 +71,10 @@ impl DataConfig {
     }
 }
 
+/// Every toy dataset lies inside `[-DATA_RANGE, DATA_RANGE]^2` after normalisation (a test
+/// checks it); the sampler's default x_0 clipping uses this bound.
+pub const DATA_RANGE: f32 = 4.0;
+
 /// A labelled 2-D point cloud.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset2d {
@@ -117,6 +122,12 @@ impl Dataset2d {
     /// Number of distinct classes of this distribution.
     pub fn num_classes(&self) -> usize {
         num_classes(self.kind)
+    }
+
+    /// The points at `indices` as a `[indices.len(), 2]` tensor: one mini-batch.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let points: Vec<[f32; 2]> = indices.iter().map(|&i| self.points[i]).collect();
+        crate::sampling::from_points(&points, device)
     }
 
     /// The points as one flat row-major `[n * 2]` vector (what a tensor is built from).
@@ -259,7 +270,8 @@ mod tests {
                 data.points
                     .iter()
                     .flatten()
-                    .all(|v| v.is_finite() && v.abs() < 5.0)
+                    .all(|v| v.is_finite() && v.abs() < DATA_RANGE),
+                "{kind} leaves [-{DATA_RANGE}, {DATA_RANGE}]"
             );
         }
     }

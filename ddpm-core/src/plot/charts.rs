@@ -77,6 +77,40 @@ pub struct ScatterPanels {
     pub panel_size: u32,
 }
 
+impl Panel {
+    /// A panel of `points` in `color`.
+    pub fn new(title: impl Into<String>, points: Vec<[f32; 2]>, color: RGBColor) -> Self {
+        Self {
+            title: title.into(),
+            points,
+            color,
+        }
+    }
+}
+
+impl ScatterPanels {
+    /// Panels in rows of `columns`, 300 px each, in one window that covers every point.
+    pub fn grid(
+        title: impl Into<String>,
+        panels: impl IntoIterator<Item = Panel>,
+        columns: usize,
+    ) -> Self {
+        let panels: Vec<Panel> = panels.into_iter().collect();
+        let all: Vec<[f32; 2]> = panels
+            .iter()
+            .flat_map(|p| p.points.iter().copied())
+            .collect();
+        Self {
+            name: "scatter_panels",
+            title: title.into(),
+            bounds: Bounds::covering(&all, 1.0),
+            panels,
+            columns,
+            panel_size: 300,
+        }
+    }
+}
+
 fn scatter_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,

@@ -6,6 +6,7 @@
 //! on a machine without any system fonts.
 
 mod charts;
+mod field;
 
 use std::path::Path;
 use std::sync::Once;
@@ -17,7 +18,9 @@ pub use charts::{
     Bounds, GENERATED, LossCurve, Marginals, PALETTE, Panel, REAL, ScatterPanels, ScheduleChart,
     ScheduleCurve, TrajectoryAnimation, density, moving_average,
 };
+pub use field::{Arrow, FieldPanel, Heatmap, VectorField};
 
+use crate::notebook::{Gif, Svg};
 use crate::{DdpmError, Result};
 
 /// The font every chart's text is drawn with.
@@ -48,6 +51,14 @@ pub trait Chart {
     fn size(&self) -> (u32, u32);
     /// Draw on `root` (already cleared to white).
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+
+    /// Render as SVG for inline display: a notebook cell ending in `chart.show()?` draws it.
+    fn show(&self) -> Result<Svg>
+    where
+        Self: Sized,
+    {
+        to_svg(self).map(Svg)
+    }
 }
 
 /// An animation: a fixed number of frames drawn one by one.
@@ -64,6 +75,14 @@ pub trait Animation {
         index: usize,
         root: &DrawingArea<DB, Shift>,
     ) -> DrawResult<DB>;
+
+    /// Render as a GIF for inline display, each frame shown `frame_delay_ms`.
+    fn show(&self, frame_delay_ms: u32) -> Result<Gif>
+    where
+        Self: Sized,
+    {
+        gif_bytes(self, frame_delay_ms).map(Gif)
+    }
 }
 
 fn plot_error(chart: &'static str, e: impl std::fmt::Debug) -> DdpmError {
@@ -118,30 +137,50 @@ pub fn save<C: Chart>(chart: &C, path: &Path) -> Result<()> {
     }
 }
 
+/// Encode an animation as a looping GIF in memory, each frame shown `frame_delay_ms`
+/// (GIF counts in hundredths of a second, so the delay is rounded to 10 ms).
+pub fn gif_bytes<A: Animation>(animation: &A, frame_delay_ms: u32) -> Result<Vec<u8>> {
+    ensure_font();
+    let name = animation.name();
+    let (width, height) = animation.size();
+    let (w16, h16) = match (u16::try_from(width), u16::try_from(height)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => return Err(plot_error(name, "a GIF side must be below 65536 pixels")),
+    };
+    let delay = u16::try_from(frame_delay_ms.div_ceil(10)).unwrap_or(u16::MAX);
+    let mut bytes = Vec::new();
+    {
+        let mut encoder =
+            gif::Encoder::new(&mut bytes, w16, h16, &[]).map_err(|e| plot_error(name, e))?;
+        encoder
+            .set_repeat(gif::Repeat::Infinite)
+            .map_err(|e| plot_error(name, e))?;
+        let mut rgb = vec![0u8; width as usize * height as usize * 3];
+        for i in 0..animation.frame_count() {
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+                root.fill(&WHITE).map_err(|e| plot_error(name, e))?;
+                animation
+                    .draw_frame(i, &root)
+                    .map_err(|e| plot_error(name, e))?;
+                root.present().map_err(|e| plot_error(name, e))?;
+            }
+            // Speed 10 is plotters' own choice: a good palette at a tenth of the slowest's cost.
+            let mut frame = gif::Frame::from_rgb_speed(w16, h16, &rgb, 10);
+            frame.delay = delay;
+            encoder
+                .write_frame(&frame)
+                .map_err(|e| plot_error(name, e))?;
+        }
+    }
+    Ok(bytes)
+}
+
 /// Render an animation to a GIF file (looping), atomically. `frame_delay_ms` is the time each
 /// frame is shown.
 pub fn save_gif<A: Animation>(animation: &A, path: &Path, frame_delay_ms: u32) -> Result<()> {
-    ensure_font();
-    let name = animation.name();
-    let tmp = crate::io::temp_path_for(path).with_extension("gif");
-    let result = (|| {
-        let root = BitMapBackend::gif(&tmp, animation.size(), frame_delay_ms)
-            .map_err(|e| plot_error(name, e))?
-            .into_drawing_area();
-        for i in 0..animation.frame_count() {
-            root.fill(&WHITE).map_err(|e| plot_error(name, e))?;
-            animation
-                .draw_frame(i, &root)
-                .map_err(|e| plot_error(name, e))?;
-            root.present().map_err(|e| plot_error(name, e))?;
-        }
-        drop(root);
-        crate::io::commit(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::io::write_atomic(path, &gif_bytes(animation, frame_delay_ms)?)
 }
 
 /// Render a single frame of an animation as SVG (for a still in a notebook or a test).

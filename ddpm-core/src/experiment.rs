@@ -1,0 +1,151 @@
+//! Side-by-side experiments: the same pipeline run under a base config and variants of it,
+//! each a one-line change, compared by picture and metric.
+//!
+//! ```no_run
+//! use ddpm_core::prelude::*;
+//! let device = Backend::default_cpu().device()?;
+//! let mut schedules = Comparison::new("Linear vs cosine", &ExperimentConfig::quick(), &device);
+//! schedules.run("linear", |_| {})?;
+//! schedules.run("cosine", |c| c.diffusion.schedule = ScheduleKind::Cosine)?;
+//! println!("{}", schedules.table());
+//! # Ok::<(), ddpm_core::DdpmError>(())
+//! ```
+
+use burn::prelude::Device;
+
+use crate::Result;
+use crate::config::ExperimentConfig;
+use crate::notebook::Table;
+use crate::pipeline::{self, PipelineRun, RunOptions};
+use crate::plot::{GENERATED, PALETTE, Panel, REAL, ScatterPanels};
+use crate::train::Silent;
+
+/// Runs of one experiment: a base config and labelled variants of it, in order.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    title: String,
+    base: ExperimentConfig,
+    device: Device,
+    runs: Vec<(String, PipelineRun)>,
+}
+
+impl Comparison {
+    /// An empty comparison whose variants start from `base`.
+    pub fn new(title: impl Into<String>, base: &ExperimentConfig, device: &Device) -> Self {
+        Self {
+            title: title.into(),
+            base: base.clone(),
+            device: device.clone(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Run the pipeline (train, sample, measure) on `base` changed by `edit`, label it, and
+    /// return the run. The edited config is validated first.
+    pub fn run(
+        &mut self,
+        label: impl Into<String>,
+        edit: impl FnOnce(&mut ExperimentConfig),
+    ) -> Result<&PipelineRun> {
+        let mut config = self.base.clone();
+        edit(&mut config);
+        // The untrained baseline is the same for every variant of a comparison's question and
+        // would double the sampling time, so comparisons skip it.
+        let options = RunOptions {
+            untrained_baseline: false,
+        };
+        let run = pipeline::run_with_options(&config, &self.device, "", &mut Silent, options)?;
+        self.runs.push((label.into(), run));
+        Ok(&self.runs[self.runs.len() - 1].1)
+    }
+
+    /// Add a run made elsewhere (e.g. the base config, run once and shared by several
+    /// comparisons: the same config and seed give the same numbers, so there is no need to train
+    /// it again).
+    pub fn push(&mut self, label: impl Into<String>, run: PipelineRun) {
+        self.runs.push((label.into(), run));
+    }
+
+    /// The runs so far, with their labels.
+    pub fn runs(&self) -> &[(String, PipelineRun)] {
+        &self.runs
+    }
+
+    /// Every run's samples, titled with its label and its energy distance as a multiple of the
+    /// floor, in the data's window. Runs on one dataset share a single data panel in front; runs
+    /// on different datasets each get their data beside their samples.
+    pub fn chart(&self) -> ScatterPanels {
+        let Some((_, first)) = self.runs.first() else {
+            return ScatterPanels::grid(self.title.clone(), Vec::new(), 1);
+        };
+        let one_dataset = self
+            .runs
+            .iter()
+            .all(|(_, r)| r.config.data.dataset == first.config.data.dataset);
+        let data_panel = |run: &PipelineRun| {
+            Panel::new(
+                format!("data: {}", run.config.data.dataset),
+                run.shown_data(),
+                REAL,
+            )
+        };
+        let mut panels = Vec::new();
+        if one_dataset {
+            panels.push(data_panel(first));
+        }
+        for (i, (label, run)) in self.runs.iter().enumerate() {
+            if !one_dataset {
+                panels.push(data_panel(run));
+            }
+            let ed = &run.report.trained.energy_distance;
+            let color = if one_dataset {
+                PALETTE[(i + 1) % PALETTE.len()]
+            } else {
+                GENERATED
+            };
+            panels.push(Panel::new(
+                format!("{label}: ED {:.1}x floor", ed.ratio_to_floor()),
+                run.output.samples.clone(),
+                color,
+            ));
+        }
+        let columns = if one_dataset { panels.len().min(4) } else { 4 };
+        let mut chart = ScatterPanels::grid(self.title.clone(), panels, columns);
+        // The data's window, so that a run's far outliers cannot shrink everything else.
+        let all_data: Vec<[f32; 2]> = self
+            .runs
+            .iter()
+            .flat_map(|(_, r)| r.data.points.iter().copied())
+            .collect();
+        chart.bounds = crate::plot::Bounds::covering(&all_data, 3.0);
+        chart
+    }
+
+    /// One row per run: energy distance and MMD with their floors, final loss and wall times.
+    pub fn table(&self) -> Table {
+        let mut table = Table::new([
+            "run",
+            "energy distance",
+            "x floor",
+            "MMD^2",
+            "x floor",
+            "final loss",
+            "train s",
+            "sample s",
+        ]);
+        for (label, run) in &self.runs {
+            let r = &run.report;
+            table.push([
+                label.clone(),
+                format!("{:.5}", r.trained.energy_distance.value),
+                format!("{:.1}", r.trained.energy_distance.ratio_to_floor()),
+                format!("{:.5}", r.trained.mmd_rbf.value),
+                format!("{:.1}", r.trained.mmd_rbf.ratio_to_floor()),
+                format!("{:.4}", r.final_loss),
+                format!("{:.1}", r.timings.train_seconds),
+                format!("{:.1}", r.timings.sample_seconds),
+            ]);
+        }
+        table
+    }
+}

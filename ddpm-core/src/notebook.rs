@@ -1,0 +1,184 @@
+//! Rich display for Jupyter notebooks run by the evcxr Rust kernel — thin glue only.
+//!
+//! evcxr shows a cell's final value by calling its `evcxr_display` method, if it has one. That
+//! method prints a block `EVCXR_BEGIN_CONTENT <mime type>` ... `EVCXR_END_CONTENT` on stdout,
+//! which the kernel turns into a display bundle. The types here wrap what a chart renders to
+//! (SVG text, GIF bytes) or a results table, so a notebook cell ends with `chart.show()?`.
+
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+
+use base64::Engine as _;
+
+/// Print one display block, in a single write with stdout locked so that nothing interleaves.
+fn emit(blocks: &[(&str, &str)]) {
+    let mut text = String::new();
+    for (mime, content) in blocks {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            text,
+            "EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n"
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// An SVG document, shown inline as `image/svg+xml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Svg(pub String);
+
+impl Svg {
+    /// Called by evcxr when a cell ends with an `Svg`.
+    pub fn evcxr_display(&self) {
+        emit(&[("image/svg+xml", &self.0)]);
+    }
+
+    /// The SVG text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A GIF animation, shown inline as `image/gif` (base64, as Jupyter carries binary images).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gif(pub Vec<u8>);
+
+impl Gif {
+    /// Called by evcxr when a cell ends with a `Gif`.
+    pub fn evcxr_display(&self) {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.0);
+        let summary = format!("GIF animation, {} bytes", self.0.len());
+        emit(&[("image/gif", &encoded), ("text/plain", &summary)]);
+    }
+
+    /// The encoded GIF.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A small table of results, shown as HTML in a notebook and as aligned text elsewhere
+/// (`Display`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows of cells, each as long as `headers`.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// An empty table with these column headers.
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            headers: headers.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Append a row (padded or cut to the number of columns).
+    pub fn push<S: Into<String>>(&mut self, row: impl IntoIterator<Item = S>) {
+        let mut row: Vec<String> = row.into_iter().map(Into::into).collect();
+        row.resize(self.headers.len(), String::new());
+        self.rows.push(row);
+    }
+
+    /// The table as an HTML `<table>`, text escaped.
+    pub fn to_html(&self) -> String {
+        let cells = |tag: &str, row: &[String]| -> String {
+            row.iter()
+                .map(|c| format!("<{tag}>{}</{tag}>", escape_html(c)))
+                .collect()
+        };
+        let mut html = format!(
+            "<table><thead><tr>{}</tr></thead><tbody>",
+            cells("th", &self.headers)
+        );
+        for row in &self.rows {
+            html.push_str(&format!("<tr>{}</tr>", cells("td", row)));
+        }
+        html.push_str("</tbody></table>");
+        html
+    }
+
+    /// The table as GitHub-flavoured markdown.
+    pub fn to_markdown(&self) -> String {
+        let line = |row: &[String]| format!("| {} |\n", row.join(" | "));
+        let mut md = line(&self.headers);
+        md.push_str(&line(&vec!["---".to_string(); self.headers.len()]));
+        for row in &self.rows {
+            md.push_str(&line(row));
+        }
+        md
+    }
+
+    /// Called by evcxr when a cell ends with a `Table`.
+    pub fn evcxr_display(&self) {
+        emit(&[
+            ("text/html", &self.to_html()),
+            ("text/plain", &self.to_string()),
+        ]);
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let widths: Vec<usize> = (0..self.headers.len())
+            .map(|c| {
+                std::iter::once(&self.headers[c])
+                    .chain(self.rows.iter().map(|r| &r[c]))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let write_row = |f: &mut fmt::Formatter<'_>, row: &[String]| -> fmt::Result {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            writeln!(f, "{}", cells.join("  ").trim_end())
+        };
+        write_row(f, &self.headers)?;
+        write_row(
+            f,
+            &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
+        )?;
+        for row in &self.rows {
+            write_row(f, row)?;
+        }
+        Ok(())
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_renders_html_markdown_and_text() {
+        let mut table = Table::new(["run", "energy distance"]);
+        table.push(["a<b", "0.0030"]);
+        table.push(["short"]);
+        assert!(table.to_html().contains("<td>a&lt;b</td>"));
+        assert!(
+            table
+                .to_markdown()
+                .starts_with("| run | energy distance |\n| --- | --- |\n")
+        );
+        let text = table.to_string();
+        assert_eq!(text.lines().count(), 4);
+        assert!(text.lines().nth(2).unwrap().starts_with("a<b    0.0030"));
+        // A short row is padded to the number of columns.
+        assert_eq!(table.rows[1].len(), 2);
+    }
+}

@@ -1,0 +1,251 @@
+//! Charts of functions over the plane and over time: a vector field and a heatmap.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::charts::{Bounds, GENERATED, REAL};
+use super::{Chart, DrawResult, FAMILY};
+
+/// One arrow of a vector field: where it starts and where it points (in data units).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrow {
+    /// The base point.
+    pub at: [f32; 2],
+    /// The vector.
+    pub direction: [f32; 2],
+}
+
+/// One panel of a [`VectorField`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPanel {
+    /// Title above the panel.
+    pub title: String,
+    /// The arrows.
+    pub arrows: Vec<Arrow>,
+}
+
+/// Vector fields over the plane, one panel each, over faint background points (e.g. the data).
+/// Arrows are scaled per panel so that the median length spans half a grid cell, and capped at
+/// one cell: fields like a score, huge far from the data and small on it, keep their directions
+/// readable everywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorField {
+    /// Title over the figure.
+    pub title: String,
+    /// The panels, row by row.
+    pub panels: Vec<FieldPanel>,
+    /// Points drawn faintly under every panel.
+    pub background: Vec<[f32; 2]>,
+    /// The shared window.
+    pub bounds: Bounds,
+    /// Panels per row.
+    pub columns: usize,
+}
+
+const PANEL: u32 = 380;
+
+/// Spacing of a regular grid of arrows (the smallest gap between distinct bases).
+fn grid_spacing(arrows: &[Arrow], fallback: f32) -> f32 {
+    let mut xs: Vec<f32> = arrows.iter().map(|a| a.at[0]).collect();
+    xs.sort_by(f32::total_cmp);
+    xs.dedup();
+    xs.windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .fold(f32::INFINITY, f32::min)
+        .min(fallback)
+}
+
+fn field_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &FieldPanel,
+    background: &[[f32; 2]],
+    bounds: Bounds,
+) -> DrawResult<DB> {
+    let range = -bounds.half..bounds.half;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FAMILY, 16))
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(36)
+        .build_cartesian_2d(range.clone(), range)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .label_style((FAMILY, 13))
+        .x_labels(5)
+        .y_labels(5)
+        .draw()?;
+    chart.draw_series(
+        background
+            .iter()
+            .map(|p| Circle::new((p[0], p[1]), 1, REAL.mix(0.25).filled())),
+    )?;
+    let mut lengths: Vec<f32> = panel
+        .arrows
+        .iter()
+        .map(|a| a.direction[0].hypot(a.direction[1]))
+        .filter(|l| l.is_finite() && *l > 0.0)
+        .collect();
+    if lengths.is_empty() {
+        return Ok(());
+    }
+    lengths.sort_by(f32::total_cmp);
+    let median = lengths[lengths.len() / 2];
+    let cell = grid_spacing(&panel.arrows, bounds.half / 5.0);
+    let scale = 0.5 * cell / median;
+    let style = GENERATED.mix(0.9).stroke_width(1);
+    for a in &panel.arrows {
+        let length = a.direction[0].hypot(a.direction[1]);
+        if !(length.is_finite() && length > 0.0) {
+            continue;
+        }
+        let shrink = (length * scale).min(0.9 * cell) / length;
+        let (dx, dy) = (a.direction[0] * shrink, a.direction[1] * shrink);
+        let tip = (a.at[0] + dx, a.at[1] + dy);
+        // The head: two strokes at +-25 degrees back from the tip, a third of the shaft long.
+        let (c, s) = (0.906f32, 0.423f32);
+        let (bx, by) = (-dx / 3.0, -dy / 3.0);
+        let left = (tip.0 + c * bx - s * by, tip.1 + s * bx + c * by);
+        let right = (tip.0 + c * bx + s * by, tip.1 - s * bx + c * by);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(a.at[0], a.at[1]), tip],
+            style,
+        )))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![left, tip, right],
+            style,
+        )))?;
+    }
+    Ok(())
+}
+
+impl Chart for VectorField {
+    fn name(&self) -> &'static str {
+        "vector_field"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        (columns as u32 * PANEL, rows as u32 * PANEL + 40)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(&self.title, (FAMILY, 20))?;
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&self.panels) {
+            field_panel(area, panel, &self.background, self.bounds)?;
+        }
+        Ok(())
+    }
+}
+
+/// A matrix of values as coloured cells (blue negative, white zero, red positive), row 0 at the
+/// top: e.g. the sinusoidal time embedding, one row per timestep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmap {
+    /// Title over the chart.
+    pub title: String,
+    /// The rows; all as long as the first.
+    pub values: Vec<Vec<f32>>,
+    /// What the columns are.
+    pub x_desc: String,
+    /// What the rows are.
+    pub y_desc: String,
+    /// Label of each row's position (e.g. its timestep), for the y axis; empty for indices.
+    pub row_labels: Vec<f32>,
+}
+
+/// A diverging colour for `v` in `[-1, 1]`: blue, white, red.
+fn diverging(v: f32) -> RGBColor {
+    let v = v.clamp(-1.0, 1.0);
+    let mix = |a: u8, b: u8, f: f32| (a as f32 + (b as f32 - a as f32) * f).round() as u8;
+    let (end, f) = if v < 0.0 {
+        ((33u8, 102u8, 172u8), -v)
+    } else {
+        ((178u8, 24u8, 43u8), v)
+    };
+    RGBColor(mix(247, end.0, f), mix(247, end.1, f), mix(247, end.2, f))
+}
+
+impl Chart for Heatmap {
+    fn name(&self) -> &'static str {
+        "heatmap"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (900, 520)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let rows = self.values.len();
+        let columns = self.values.first().map_or(0, Vec::len);
+        let peak = self
+            .values
+            .iter()
+            .flatten()
+            .map(|v| v.abs())
+            .filter(|v| v.is_finite())
+            .fold(0.0f32, f32::max)
+            .max(1e-12);
+        let labels = self.row_labels.clone();
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, (FAMILY, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f32..columns.max(1) as f32, rows.max(1) as f32..0f32)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(self.x_desc.as_str())
+            .y_desc(self.y_desc.as_str())
+            .y_label_formatter(&|v| {
+                let i = (*v as usize).min(labels.len().saturating_sub(1));
+                match labels.get(i) {
+                    Some(label) => format!("{label:.0}"),
+                    None => format!("{v:.0}"),
+                }
+            })
+            .label_style((FAMILY, 13))
+            .axis_desc_style((FAMILY, 14))
+            .draw()?;
+        chart.draw_series(self.values.iter().enumerate().flat_map(|(r, row)| {
+            row.iter().enumerate().map(move |(c, &v)| {
+                Rectangle::new(
+                    [(c as f32, r as f32), (c as f32 + 1.0, r as f32 + 1.0)],
+                    diverging(v / peak).filled(),
+                )
+            })
+        }))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diverging_colours_run_blue_white_red() {
+        assert_eq!(diverging(0.0), RGBColor(247, 247, 247));
+        assert_eq!(diverging(-1.0), RGBColor(33, 102, 172));
+        assert_eq!(diverging(1.0), RGBColor(178, 24, 43));
+        assert_eq!(diverging(7.0), diverging(1.0));
+    }
+
+    #[test]
+    fn grid_spacing_is_the_smallest_gap() {
+        let arrows: Vec<Arrow> = [0.0f32, 0.5, 1.0]
+            .iter()
+            .map(|&x| Arrow {
+                at: [x, 0.0],
+                direction: [1.0, 0.0],
+            })
+            .collect();
+        assert_eq!(grid_spacing(&arrows, 10.0), 0.5);
+        assert_eq!(grid_spacing(&arrows[..1], 10.0), 10.0);
+    }
+}
