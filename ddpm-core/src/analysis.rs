@@ -3,7 +3,6 @@
 
 use burn::prelude::*;
 
-use crate::diffusion::timestep_tensor;
 use crate::model::{MlpDenoiser, sinusoidal_embedding};
 use crate::plot::{Arrow, Bounds};
 use crate::sampling::{from_points, to_points};
@@ -44,10 +43,7 @@ pub fn score_field(
             ]
         })
         .collect();
-    let eps = model.forward(
-        from_points(&bases, device),
-        timestep_tensor(&vec![t; bases.len()], device),
-    );
+    let eps = model.forward_at(from_points(&bases, device), t);
     let eps = to_points(eps)?;
     let scale = -1.0 / schedule.sqrt_one_minus_alpha_bar[t] as f32;
     Ok(bases

@@ -257,7 +257,7 @@ impl<'a> DdpmSampler<'a> {
             });
         }
         for t in (0..big_t).rev() {
-            let eps = model.forward(x.clone(), Tensor::<1, Int>::full([n], t as i64, device));
+            let eps = model.forward_at(x.clone(), t);
             let noise = if t > 0 {
                 rng.normal([n, 2], device)
             } else {

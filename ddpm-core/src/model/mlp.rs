@@ -179,6 +179,41 @@ impl MlpDenoiser {
     /// Predict from noisy points `x` (`[batch, 2]`) at timesteps `t` (`[batch]`, in `0..T`);
     /// returns `[batch, 2]`.
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
+        let time = self.time_features(t);
+        self.forward_features(x, time)
+    }
+
+    /// [`Self::forward`] with every point at the same timestep `t` (as in sampling): the time
+    /// features are computed once and broadcast, instead of once per point.
+    pub fn forward_at(&self, x: Tensor<2>, t: usize) -> Tensor<2> {
+        let [batch, _] = x.dims();
+        let one = Tensor::<1, Int>::from_ints([t as i64], &x.device());
+        let time = self
+            .time_features(one)
+            .map(|row| row.expand([batch, self.config.embedding_size]));
+        self.forward_features(x, time)
+    }
+
+    /// The time input for `t` (`[batch]`): a learned row or sinusoidal features, or nothing
+    /// for the ablation without time.
+    fn time_features(&self, t: Tensor<1, Int>) -> Option<Tensor<2>> {
+        let cfg = &self.config;
+        match (&self.time_table, cfg.time_embedding) {
+            (_, TimeEmbeddingKind::None) => None,
+            (Some(table), _) => {
+                let [batch] = t.dims();
+                let rows = table.forward(t.unsqueeze_dim::<2>(1)); // [batch, 1, size]
+                Some(rows.reshape([batch, cfg.embedding_size]))
+            }
+            (None, _) => Some(sinusoidal_embedding(
+                t.float().unsqueeze_dim(1),
+                cfg.embedding_size,
+                1.0,
+            )),
+        }
+    }
+
+    fn forward_features(&self, x: Tensor<2>, time: Option<Tensor<2>>) -> Tensor<2> {
         let cfg = &self.config;
         let mut features = match cfg.input_encoding {
             InputEncoding::Sinusoidal => {
@@ -186,20 +221,7 @@ impl MlpDenoiser {
             }
             InputEncoding::Raw => vec![x],
         };
-        match (&self.time_table, cfg.time_embedding) {
-            (_, TimeEmbeddingKind::None) => {}
-            (Some(table), _) => {
-                let [batch] = t.dims();
-                let rows = table.forward(t.unsqueeze_dim::<2>(1)); // [batch, 1, size]
-                features.push(rows.reshape([batch, cfg.embedding_size]));
-            }
-            (None, _) => features.push(sinusoidal_embedding(
-                t.float().unsqueeze_dim(1),
-                cfg.embedding_size,
-                1.0,
-            )),
-        }
-
+        features.extend(time);
         let mut h = cfg
             .activation
             .apply(self.input.forward(Tensor::cat(features, 1)));
@@ -207,5 +229,29 @@ impl MlpDenoiser {
             h = h.clone() + cfg.activation.apply(block.forward(h));
         }
         self.output.forward(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{NoiseSource, seeded};
+
+    #[test]
+    fn forward_at_one_timestep_equals_forward_with_that_timestep_everywhere() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let x = NoiseSource::new(4).normal([64, 2], &device);
+        for kind in TimeEmbeddingKind::ALL {
+            let config = DenoiserConfig {
+                time_embedding: *kind,
+                ..Default::default()
+            };
+            let model = seeded(&device, 3, || config.init(100, &device));
+            let t = 37;
+            let full = model.forward(x.clone(), Tensor::<1, Int>::full([64], t as i64, &device));
+            let once = model.forward_at(x.clone(), t);
+            let err: f32 = (full - once).abs().max().into_scalar();
+            assert!(err < 1e-5, "{kind}: {err}");
+        }
     }
 }
