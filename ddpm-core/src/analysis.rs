@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use crate::model::{MlpDenoiser, sinusoidal_embedding};
 use crate::plot::{Arrow, Bounds};
-use crate::sampling::{from_points, to_points};
+use crate::sampling::{from_points, read_floats, to_points};
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
 
@@ -63,17 +63,8 @@ pub fn sinusoidal_table(positions: &[f32], size: usize, device: &Device) -> Resu
         return Err(DdpmError::invalid("size", size, "must be even and >= 2"));
     }
     let x = Tensor::<1>::from_floats(positions, device).reshape([positions.len(), 1]);
-    let flat = to_points_flat(sinusoidal_embedding(x, size, 1.0))?;
+    let flat = read_floats(sinusoidal_embedding(x, size, 1.0))?;
     Ok(flat.chunks_exact(size).map(<[f32]>::to_vec).collect())
-}
-
-fn to_points_flat(x: Tensor<2>) -> Result<Vec<f32>> {
-    x.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| DdpmError::InvalidInput {
-            field: "x",
-            message: format!("cannot read tensor: {e:?}"),
-        })
 }
 
 #[cfg(test)]

@@ -54,7 +54,9 @@ impl Comparison {
         let options = RunOptions {
             untrained_baseline: false,
         };
-        let run = pipeline::run_with_options(&config, &self.device, "", &mut Silent, options)?;
+        let backend = format!("{:?}", self.device);
+        let run =
+            pipeline::run_with_options(&config, &self.device, &backend, &mut Silent, options)?;
         self.runs.push((label.into(), run));
         Ok(&self.runs[self.runs.len() - 1].1)
     }

@@ -283,13 +283,7 @@ impl<'a> DdpmSampler<'a> {
 
 /// Read a `[n, 2]` tensor back as points, refusing non-finite values.
 pub fn to_points(x: Tensor<2>) -> Result<Vec<[f32; 2]>> {
-    let values: Vec<f32> =
-        x.into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| DdpmError::InvalidInput {
-                field: "x",
-                message: format!("cannot read tensor: {e:?}"),
-            })?;
+    let values = read_floats(x)?;
     if values.iter().any(|v| !v.is_finite()) {
         return Err(DdpmError::InvalidInput {
             field: "x",
@@ -297,6 +291,16 @@ pub fn to_points(x: Tensor<2>) -> Result<Vec<[f32; 2]>> {
         });
     }
     Ok(values.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
+}
+
+/// Read a float tensor back to the host, row-major.
+pub(crate) fn read_floats<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>> {
+    x.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| DdpmError::InvalidInput {
+            field: "x",
+            message: format!("cannot read tensor: {e:?}"),
+        })
 }
 
 /// Build a `[n, 2]` tensor from points.
