@@ -147,8 +147,8 @@ pub mod prelude {
     };
     pub use crate::rng::{NoiseSource, seeded};
     pub use crate::sampling::{
-        DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, SamplingConfig, from_points,
-        to_points,
+        DdimSampler, DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, SamplingConfig,
+        TimestepSpacing, from_points, to_points,
     };
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
     pub use crate::train::{

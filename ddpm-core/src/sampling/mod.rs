@@ -1,10 +1,15 @@
-//! The reverse process: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2).
+//! The reverse process: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) here, DDIM in
+//! [`ddim`].
 //!
 //! A sampler is a loop over [`DdpmSampler::step`], which reads like diffusers' `step`: predict
 //! x_0, form the posterior mean, add noise.
 
+mod ddim;
+
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+
+pub use ddim::{DdimSampler, TimestepSpacing, timestep_subsequence};
 
 use crate::choice::choice_enum;
 use crate::diffusion::{predict_x0_from_eps, q_posterior};
