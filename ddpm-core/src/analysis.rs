@@ -9,7 +9,8 @@ use crate::sampling::{from_points, read_floats, to_points};
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
 
-/// The model's score estimate `-eps_theta(x, t) / sqrt(1 - alpha-bar_t)` on a `grid` x `grid`
+/// The model's score estimate `-eps_theta(x, t) / sqrt(1 - alpha-bar_t)` (eps converted from
+/// x_0 or v for models that predict those) on a `grid` x `grid`
 /// lattice over `bounds`, at the 0-based timestep `t`.
 ///
 /// eps_theta estimates the noise in x_t, so this estimates the score grad log q(x_t): the arrows
@@ -43,7 +44,12 @@ pub fn score_field(
             ]
         })
         .collect();
-    let eps = model.forward_at(from_points(&bases, device), t);
+    let x = from_points(&bases, device);
+    let output = model.predict_at(x.clone(), t).value;
+    let (_, eps) = model
+        .config()
+        .prediction
+        .to_x0_and_eps(schedule, x, &[t], output);
     let eps = to_points(eps)?;
     let scale = -1.0 / schedule.sqrt_one_minus_alpha_bar[t] as f32;
     Ok(bases

@@ -1,11 +1,91 @@
-//! The forward process q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0) and the training loss.
+//! The forward process q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0), the three things a
+//! denoiser can predict (noise, x_0 or velocity) and the conversions between them.
 //!
 //! All coefficients come from the [`NoiseSchedule`]; this module only applies them to tensors.
 
 use burn::prelude::*;
 
+use crate::choice::choice_enum;
 use crate::model::MlpDenoiser;
 use crate::schedule::NoiseSchedule;
+
+choice_enum! {
+    /// What the denoiser's output means, i.e. what it is trained to predict from x_t.
+    ///
+    /// All three describe the same reverse process: given x_t, any one of them determines the
+    /// other two ([`Prediction::to_x0_and_eps`]). They differ in how the loss weighs timesteps
+    /// and in how well-conditioned the network's job is at each end of the chain.
+    pub enum Prediction ("prediction target") {
+        /// The noise eps in x_t (Ho et al. 2020): easy at high noise, ill-conditioned for x_0 near t = T.
+        Epsilon = "epsilon",
+        /// The clean point x_0 directly: a blurry average at high noise, exact near t = 0.
+        X0 = "x0",
+        /// The velocity v = sqrt(ab) eps - sqrt(1 - ab) x_0 (Salimans & Ho 2022): balanced at both ends.
+        V = "v",
+    }
+}
+
+impl Prediction {
+    /// What the network should output for data `x0` noised with `noise` at timesteps `t` (one
+    /// per sample, or a single one for the whole batch).
+    pub fn target<const D: usize>(
+        self,
+        schedule: &NoiseSchedule,
+        x0: Tensor<D>,
+        noise: Tensor<D>,
+        t: &[usize],
+    ) -> Tensor<D> {
+        match self {
+            Prediction::Epsilon => noise,
+            Prediction::X0 => x0,
+            Prediction::V => {
+                let device = x0.device();
+                let signal: Tensor<D> = gather(&schedule.sqrt_alpha_bar, t, &device);
+                let spread: Tensor<D> = gather(&schedule.sqrt_one_minus_alpha_bar, t, &device);
+                noise * signal - x0 * spread
+            }
+        }
+    }
+
+    /// The x_0 and the noise that a network `output` at (x_t, t) stands for, with
+    /// `x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps`:
+    /// - epsilon: `x_0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab)` (Ho et al. eq. 15);
+    /// - x0: `eps = (x_t - sqrt(ab) x_0) / sqrt(1 - ab)`;
+    /// - v: `x_0 = sqrt(ab) x_t - sqrt(1 - ab) v`, `eps = sqrt(1 - ab) x_t + sqrt(ab) v`.
+    ///
+    /// `t` holds one timestep per sample, or a single one for the whole batch.
+    pub fn to_x0_and_eps<const D: usize>(
+        self,
+        schedule: &NoiseSchedule,
+        x_t: Tensor<D>,
+        t: &[usize],
+        output: Tensor<D>,
+    ) -> (Tensor<D>, Tensor<D>) {
+        let device = x_t.device();
+        let coef = |values: &[f64]| -> Tensor<D> { gather(values, t, &device) };
+        match self {
+            Prediction::Epsilon => {
+                let x0 = x_t * coef(&schedule.sqrt_recip_alpha_bar)
+                    - output.clone() * coef(&schedule.sqrt_recipm1_alpha_bar);
+                (x0, output)
+            }
+            Prediction::X0 => {
+                let eps = (x_t - output.clone() * coef(&schedule.sqrt_alpha_bar))
+                    / coef(&schedule.sqrt_one_minus_alpha_bar);
+                (output, eps)
+            }
+            Prediction::V => {
+                let (signal, spread) = (
+                    coef(&schedule.sqrt_alpha_bar),
+                    coef(&schedule.sqrt_one_minus_alpha_bar),
+                );
+                let x0 = x_t.clone() * signal.clone() - output.clone() * spread.clone();
+                let eps = x_t * spread + output * signal;
+                (x0, eps)
+            }
+        }
+    }
+}
 
 /// A per-sample coefficient, shaped `[batch, 1, ..., 1]` to broadcast over the sample's dims.
 pub fn per_sample<const D: usize>(values: &[f64], device: &Device) -> Tensor<D> {
@@ -15,8 +95,9 @@ pub fn per_sample<const D: usize>(values: &[f64], device: &Device) -> Tensor<D> 
     Tensor::<1>::from_floats(floats.as_slice(), device).reshape(shape)
 }
 
-/// Look up a schedule coefficient at each sample's timestep.
-fn gather<const D: usize>(coefs: &[f64], t: &[usize], device: &Device) -> Tensor<D> {
+/// Look up a schedule coefficient at each sample's timestep (or at one timestep for the whole
+/// batch when `t` has a single entry: the result then broadcasts).
+pub(crate) fn gather<const D: usize>(coefs: &[f64], t: &[usize], device: &Device) -> Tensor<D> {
     let values: Vec<f64> = t.iter().map(|&i| coefs[i]).collect();
     per_sample(&values, device)
 }
@@ -90,8 +171,41 @@ pub fn q_posterior<const D: usize>(
     }
 }
 
+/// The posterior mean mu-tilde_t(x_t, x_0) of eq. 7 with one timestep per sample.
+pub fn q_posterior_mean<const D: usize>(
+    schedule: &NoiseSchedule,
+    x0: Tensor<D>,
+    x_t: Tensor<D>,
+    t: &[usize],
+) -> Tensor<D> {
+    let device = x0.device();
+    let c1: Tensor<D> = gather(&schedule.posterior_mean_coef1, t, &device);
+    let c2: Tensor<D> = gather(&schedule.posterior_mean_coef2, t, &device);
+    x0 * c1 + x_t * c2
+}
+
+/// The log variance of a learned-range reverse step (Nichol & Dhariwal 2021, eq. 15): the
+/// network's values v (about [-1, 1]) interpolate between log beta-tilde_t (v = -1) and
+/// log beta_t (v = 1), `log sigma^2 = frac log beta_t + (1 - frac) log beta-tilde_t` with
+/// `frac = (v + 1) / 2`.
+pub fn learned_log_variance<const D: usize>(
+    schedule: &NoiseSchedule,
+    values: Tensor<D>,
+    t: &[usize],
+) -> Tensor<D> {
+    let device = values.device();
+    let max_log: Tensor<D> = gather(&schedule.log_betas, t, &device);
+    let min_log: Tensor<D> = gather(&schedule.posterior_log_variance_clipped, t, &device);
+    let frac = values.add_scalar(1.0).div_scalar(2.0);
+    frac.clone() * max_log + frac.neg().add_scalar(1.0) * min_log
+}
+
 /// The simplified DDPM objective L_simple (Ho et al. eq. 14): the mean squared error between the
 /// noise added to x_0 and the noise the model predicts from x_t. Returns a scalar `[1]` tensor.
+///
+/// This is the loss of an epsilon-predicting model with a fixed variance, written out for the
+/// tutorial; [`crate::loss::training_loss`] handles every prediction target, weighting and the
+/// learned variance.
 pub fn noise_prediction_loss(
     model: &MlpDenoiser,
     schedule: &NoiseSchedule,
@@ -101,7 +215,7 @@ pub fn noise_prediction_loss(
 ) -> Tensor<1> {
     let device = x0.device();
     let x_t = q_sample(schedule, x0, t, noise.clone());
-    let predicted = model.forward(x_t, timestep_tensor(t, &device));
+    let predicted = model.predict(x_t, timestep_tensor(t, &device)).value;
     (predicted - noise).square().mean()
 }
 
@@ -276,5 +390,64 @@ mod tests {
         assert!((mean[0] as f64 - (c1 * 1.0 + c2 * 0.5)).abs() < 1e-6);
         assert!((mean[1] as f64 - (-c1 + c2 * 0.25)).abs() < 1e-6);
         assert_eq!(post.variance, schedule.posterior_variance[t]);
+    }
+
+    #[test]
+    fn every_prediction_target_converts_back_to_x0_and_the_noise() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(6);
+        let x0 = rng.normal([5, 2], &device);
+        let noise = rng.normal([5, 2], &device);
+        let max_err = |a: Tensor<2>, b: Tensor<2>| -> f32 { (a - b).abs().max().into_scalar() };
+        // Per-sample timesteps, and one timestep shared by the batch.
+        let per_sample = [0usize, 3, 250, 700, 999];
+        for t in [&per_sample[..], &[400][..]] {
+            let x_t = q_sample(&schedule, x0.clone(), t, noise.clone());
+            for &target in Prediction::ALL {
+                let output = target.target(&schedule, x0.clone(), noise.clone(), t);
+                let (x0_back, eps_back) = target.to_x0_and_eps(&schedule, x_t.clone(), t, output);
+                // x_0 from eps divides by sqrt(alpha-bar) ~ 0.006 at t = 999: f32 round-off grows.
+                assert!(max_err(x0_back, x0.clone()) < 2e-3, "{target} x0 at {t:?}");
+                assert!(
+                    max_err(eps_back, noise.clone()) < 2e-3,
+                    "{target} eps at {t:?}"
+                );
+            }
+        }
+        // v by its definition: sqrt(ab) eps - sqrt(1 - ab) x_0.
+        let t = 500;
+        let v = Prediction::V.target(&schedule, x0.clone(), noise.clone(), &[t]);
+        let expected = noise.mul_scalar(schedule.sqrt_alpha_bar[t])
+            - x0.mul_scalar(schedule.sqrt_one_minus_alpha_bar[t]);
+        assert!(max_err(v, expected) < 1e-6);
+    }
+
+    #[test]
+    fn learned_range_spans_beta_tilde_to_beta() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let t = [10usize, 600];
+        let at = |v: f32| -> Vec<f32> {
+            let values = Tensor::<2>::full([2, 2], v, &device);
+            learned_log_variance(&schedule, values, &t)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let (low, high, mid) = (at(-1.0), at(1.0), at(0.0));
+        for (i, &step) in t.iter().enumerate() {
+            let lo = schedule.posterior_log_variance_clipped[step];
+            let hi = schedule.betas[step].ln();
+            assert!(
+                (f64::from(low[2 * i]) - lo).abs() < 1e-4,
+                "v = -1 at {step}"
+            );
+            assert!(
+                (f64::from(high[2 * i]) - hi).abs() < 1e-4,
+                "v = 1 at {step}"
+            );
+            assert!((f64::from(mid[2 * i]) - (lo + hi) / 2.0).abs() < 1e-4);
+        }
     }
 }

@@ -40,6 +40,7 @@ pub mod diffusion;
 mod error;
 pub mod experiment;
 pub mod io;
+pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod notebook;
@@ -132,13 +133,14 @@ pub mod prelude {
     pub use crate::config::ExperimentConfig;
     pub use crate::data::{DataConfig, Dataset2d, DatasetKind};
     pub use crate::diffusion::{
-        mean_from_eps, noise_prediction_loss, predict_x0_from_eps, q_posterior, q_sample, q_step,
-        timestep_tensor,
+        Prediction, mean_from_eps, noise_prediction_loss, predict_x0_from_eps, q_posterior,
+        q_sample, q_step, timestep_tensor,
     };
     pub use crate::experiment::Comparison;
+    pub use crate::loss::{LossWeighting, NllBound, nll_bound, training_loss};
     pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
     pub use crate::model::{
-        Activation, DenoiserConfig, InputEncoding, MlpDenoiser, TimeEmbeddingKind,
+        Activation, DenoiserConfig, InputEncoding, MlpDenoiser, ModelVariance, TimeEmbeddingKind,
     };
     pub use crate::notebook::{Gif, Svg, Table};
     pub use crate::pipeline::PipelineRun;

@@ -171,6 +171,8 @@ pub struct NoiseSchedule {
     pub kind: ScheduleKind,
     /// beta_t, the variance of the noise added at step t.
     pub betas: Vec<f64>,
+    /// log(beta_t): the upper end of a learned variance's range (Nichol & Dhariwal 2021).
+    pub log_betas: Vec<f64>,
     /// alpha_t = 1 - beta_t.
     pub alphas: Vec<f64>,
     /// alpha-bar_t = prod_{s <= t} alpha_s.
@@ -248,6 +250,7 @@ impl NoiseSchedule {
             snr: map(&|t| alpha_bar[t] / (1.0 - alpha_bar[t])),
             posterior_variance,
             posterior_log_variance_clipped,
+            log_betas: betas.iter().map(|b| b.ln()).collect(),
             betas,
             alphas,
             alpha_bar,

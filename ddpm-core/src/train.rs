@@ -1,4 +1,4 @@
-//! The training loop: burn's Adam, shuffled mini-batches, L_simple, optional EMA of the weights,
+//! The training loop: burn's Adam, shuffled mini-batches, the loss of [`crate::loss`], optional EMA of the weights,
 //! a loss history, and atomic save/load of the trained model.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
 use crate::data::Dataset2d;
-use crate::diffusion::noise_prediction_loss;
+use crate::loss::{LossWeighting, training_loss};
 use crate::model::{DenoiserConfig, MlpDenoiser};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
@@ -46,6 +46,13 @@ pub struct TrainConfig {
     pub ema_decay: f64,
     /// Clip the global gradient norm to this value; 0 leaves gradients as they are.
     pub grad_clip: f32,
+    /// How each timestep's squared error is weighted.
+    pub weighting: LossWeighting,
+    /// gamma of min-SNR-gamma weighting (Hang et al. use 5); ignored by `simple`.
+    pub min_snr_gamma: f64,
+    /// lambda of the hybrid loss L_simple + lambda L_vlb that trains a learned variance
+    /// (Nichol & Dhariwal use 0.001); ignored when the variance is fixed.
+    pub vlb_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -57,6 +64,9 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::Constant,
             ema_decay: 0.995,
             grad_clip: 1.0,
+            weighting: LossWeighting::Simple,
+            min_snr_gamma: 5.0,
+            vlb_weight: 0.001,
         }
     }
 }
@@ -103,6 +113,20 @@ impl TrainConfig {
                 "must be finite and >= 0; 0 disables clipping",
             ));
         }
+        if !(self.min_snr_gamma.is_finite() && self.min_snr_gamma > 0.0) {
+            return Err(DdpmError::invalid(
+                &field("min_snr_gamma"),
+                self.min_snr_gamma,
+                "must be finite and > 0",
+            ));
+        }
+        if !(self.vlb_weight.is_finite() && (0.0..=1.0).contains(&self.vlb_weight)) {
+            return Err(DdpmError::invalid(
+                &field("vlb_weight"),
+                self.vlb_weight,
+                "must be in [0, 1]",
+            ));
+        }
         Ok(())
     }
 }
@@ -110,9 +134,9 @@ impl TrainConfig {
 /// Losses recorded during training.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LossHistory {
-    /// L_simple of every optimizer step.
+    /// The training loss of every optimizer step (L_simple, or as configured).
     pub per_step: Vec<f32>,
-    /// Mean L_simple of each epoch.
+    /// Mean training loss of each epoch.
     pub per_epoch: Vec<f32>,
 }
 
@@ -157,7 +181,7 @@ impl TrainObserver for PrintEvery {
     }
 }
 
-/// Train `model` on `data` with L_simple.
+/// Train `model` on `data` with the loss of [`training_loss`] (L_simple by default).
 ///
 /// `device` must have autodiff enabled (`device.autodiff()`); the returned model lives on the
 /// same device without autodiff. Every random draw (batch order, timesteps, noise) comes from
@@ -209,8 +233,9 @@ pub fn train(
             let t = rng.timesteps(batch.len(), schedule.timesteps());
             let noise = rng.normal([batch.len(), 2], &device);
 
-            // 2. L_simple = |eps - eps_theta(x_t, t)|^2 (Ho et al. eq. 14)
-            let loss = noise_prediction_loss(&model, schedule, x0, &t, noise);
+            // 2. L_simple = |eps - eps_theta(x_t, t)|^2 (Ho et al. eq. 14), or its x_0 / v
+            //    form, weighted as configured, plus lambda L_vlb for a learned variance
+            let loss = training_loss(&model, schedule, x0, &t, noise, config).total;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let value: f32 = loss.into_scalar();
             let step = history.per_step.len();

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::embedding::{TimeEmbeddingKind, sinusoidal_embedding};
 use crate::choice::choice_enum;
+use crate::diffusion::Prediction;
 use crate::{DdpmError, Result};
 
 choice_enum! {
@@ -50,6 +51,17 @@ choice_enum! {
     }
 }
 
+choice_enum! {
+    /// Whether the network also predicts the variance of each reverse step.
+    pub enum ModelVariance ("model variance") {
+        /// No: sampling uses a fixed variance (`sampling.variance`: beta-tilde or beta).
+        Fixed = "fixed",
+        /// Yes, as Improved DDPM's `learned_range` (Nichol & Dhariwal 2021, eq. 15): two more
+        /// outputs v in about [-1, 1] interpolate log sigma^2 between log beta-tilde_t and log beta_t.
+        LearnedRange = "learned_range",
+    }
+}
+
 /// Architecture of the MLP denoiser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -68,6 +80,10 @@ pub struct DenoiserConfig {
     pub input_encoding: InputEncoding,
     /// Frequency scale of the coordinate features: larger draws finer detail.
     pub input_scale: f64,
+    /// What the output predicts: the noise, x_0 or the velocity v.
+    pub prediction: Prediction,
+    /// Fixed variance, or a learned one (two more outputs, trained with the hybrid loss).
+    pub variance: ModelVariance,
 }
 
 impl Default for DenoiserConfig {
@@ -80,6 +96,8 @@ impl Default for DenoiserConfig {
             embedding_size: 128,
             input_encoding: InputEncoding::Sinusoidal,
             input_scale: 25.0,
+            prediction: Prediction::Epsilon,
+            variance: ModelVariance::Fixed,
         }
     }
 }
@@ -135,6 +153,14 @@ impl DenoiserConfig {
         x + t
     }
 
+    /// Number of outputs per point: the 2-D prediction, plus 2 variance values when learned.
+    pub fn output_width(&self) -> usize {
+        match self.variance {
+            ModelVariance::Fixed => 2,
+            ModelVariance::LearnedRange => 4,
+        }
+    }
+
     /// Build the network for a chain of `timesteps` steps, with burn's default initialisation.
     ///
     /// burn draws initial weights from the device's generator; use
@@ -148,13 +174,23 @@ impl DenoiserConfig {
             blocks: (0..self.depth)
                 .map(|_| LinearConfig::new(hidden, hidden).init(device))
                 .collect(),
-            output: LinearConfig::new(hidden, 2).init(device),
+            output: LinearConfig::new(hidden, self.output_width()).init(device),
             config: self.clone(),
         }
     }
 }
 
-/// The MLP denoiser epsilon_theta(x_t, t).
+/// What the denoiser says about (x_t, t), split into its parts.
+#[derive(Debug, Clone)]
+pub struct DenoiserOutput {
+    /// The prediction of the configured target (noise, x_0 or v), `[batch, 2]`.
+    pub value: Tensor<2>,
+    /// The variance interpolation values v (`[batch, 2]`) of a learned-range model; `None` for
+    /// a fixed variance.
+    pub variance: Option<Tensor<2>>,
+}
+
+/// The MLP denoiser epsilon_theta(x_t, t) (or x0_theta, v_theta: see [`Prediction`]).
 #[derive(Module, Debug)]
 pub struct MlpDenoiser {
     /// Learned time embedding (only for [`TimeEmbeddingKind::Learned`]).
@@ -176,8 +212,33 @@ impl MlpDenoiser {
         &self.config
     }
 
-    /// Predict from noisy points `x` (`[batch, 2]`) at timesteps `t` (`[batch]`, in `0..T`);
-    /// returns `[batch, 2]`.
+    /// [`Self::forward`], split into the prediction and the learned variance values.
+    pub fn predict(&self, x: Tensor<2>, t: Tensor<1, Int>) -> DenoiserOutput {
+        self.split(self.forward(x, t))
+    }
+
+    /// [`Self::forward_at`], split into the prediction and the learned variance values.
+    pub fn predict_at(&self, x: Tensor<2>, t: usize) -> DenoiserOutput {
+        self.split(self.forward_at(x, t))
+    }
+
+    /// Split a raw output into its parts.
+    pub fn split(&self, output: Tensor<2>) -> DenoiserOutput {
+        match self.config.variance {
+            ModelVariance::Fixed => DenoiserOutput {
+                value: output,
+                variance: None,
+            },
+            ModelVariance::LearnedRange => DenoiserOutput {
+                value: output.clone().narrow(1, 0, 2),
+                variance: Some(output.narrow(1, 2, 2)),
+            },
+        }
+    }
+
+    /// The raw output for noisy points `x` (`[batch, 2]`) at timesteps `t` (`[batch]`, in
+    /// `0..T`): `[batch, 2]`, or `[batch, 4]` with a learned variance
+    /// ([`DenoiserConfig::output_width`]).
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
         let time = self.time_features(t);
         self.forward_features(x, time)

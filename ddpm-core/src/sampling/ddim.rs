@@ -7,7 +7,7 @@ use burn::prelude::*;
 
 use super::{Frame, SampleOutput, to_points};
 use crate::choice::choice_enum;
-use crate::diffusion::predict_x0_from_eps;
+use crate::diffusion::Prediction;
 use crate::model::MlpDenoiser;
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
@@ -64,6 +64,7 @@ pub struct DdimSampler<'a> {
     steps: Vec<usize>,
     eta: f64,
     clip_x0: Option<f32>,
+    prediction: Prediction,
 }
 
 impl<'a> DdimSampler<'a> {
@@ -86,6 +87,7 @@ impl<'a> DdimSampler<'a> {
             schedule,
             eta,
             clip_x0: None,
+            prediction: Prediction::Epsilon,
         })
     }
 
@@ -93,6 +95,19 @@ impl<'a> DdimSampler<'a> {
     pub fn with_clip_x0(mut self, bound: f32) -> Self {
         self.clip_x0 = (bound > 0.0).then_some(bound);
         self
+    }
+
+    /// Read model outputs as `model` writes them (its prediction target). [`Self::sample`] and
+    /// [`Self::invert`] do this themselves; use it before calling [`Self::step`] by hand. DDIM
+    /// has no use for a learned variance: eta sets the noise.
+    pub fn for_model(mut self, model: &MlpDenoiser) -> Self {
+        self.prediction = model.config().prediction;
+        self
+    }
+
+    /// The noise scale eta.
+    pub fn eta(&self) -> f64 {
+        self.eta
     }
 
     /// The 0-based timesteps visited, from the noisiest down.
@@ -115,11 +130,12 @@ impl<'a> DdimSampler<'a> {
                 .sqrt()
     }
 
-    /// One step from x_t to x_prev (`prev` = `None` lands on x_0), given the noise prediction
-    /// `eps` at (x_t, t) and fresh standard normal `noise` (unused when sigma is 0).
+    /// One step from x_t to x_prev (`prev` = `None` lands on x_0), given the model's prediction
+    /// `output` at (x_t, t) (the noise for an epsilon model) and fresh standard normal `noise`
+    /// (unused when sigma is 0).
     pub fn step<const D: usize>(
         &self,
-        eps: Tensor<D>,
+        output: Tensor<D>,
         t: usize,
         prev: Option<usize>,
         x_t: Tensor<D>,
@@ -127,7 +143,9 @@ impl<'a> DdimSampler<'a> {
     ) -> Tensor<D> {
         // 1. predict x_0 (Song et al. eq. 12, "predicted x_0"); when it is clipped, the noise
         //    is re-derived from the clipped x_0 so that both terms below agree (as diffusers does)
-        let x0 = predict_x0_from_eps(self.schedule, x_t.clone(), t, eps.clone());
+        let (x0, eps) = self
+            .prediction
+            .to_x0_and_eps(self.schedule, x_t.clone(), &[t], output);
         let (x0, eps) = match self.clip_x0 {
             Some(bound) => {
                 let x0 = x0.clamp(-bound, bound);
@@ -173,6 +191,7 @@ impl<'a> DdimSampler<'a> {
         rng: &mut NoiseSource,
         record: &[usize],
     ) -> Result<SampleOutput> {
+        let sampler = self.clone().for_model(model);
         let device = x.device();
         let [n, _] = x.dims();
         let mut trajectory = Vec::new();
@@ -184,13 +203,13 @@ impl<'a> DdimSampler<'a> {
                 });
             }
             let prev = self.steps.get(i + 1).copied();
-            let eps = model.forward_at(x.clone(), t);
+            let output = model.predict_at(x.clone(), t).value;
             let noise = if self.sigma(t, prev) > 0.0 {
                 rng.normal([n, 2], &device)
             } else {
                 x.zeros_like()
             };
-            x = self.step(eps, t, prev, x, noise);
+            x = sampler.step(output, t, prev, x, noise);
             // x now holds the state at paper time prev + 1 (0 for the samples).
             let time = prev.map_or(0, |p| p + 1);
             if record.contains(&time) {
@@ -220,10 +239,12 @@ impl<'a> DdimSampler<'a> {
                 "must be 0 to invert: only deterministic DDIM is invertible",
             ));
         }
+        let prediction = model.config().prediction;
         let mut x = x0;
         let mut from: Option<usize> = None;
         for &t in self.steps.iter().rev() {
-            let eps = model.forward_at(x.clone(), t);
+            let output = model.predict_at(x.clone(), t).value;
+            let (_, eps) = prediction.to_x0_and_eps(self.schedule, x.clone(), &[t], output);
             let ab_from = self.alpha_bar(from);
             let ab = self.alpha_bar(Some(t));
             // x_0 implied by the current state, then moved to step t along the same eps

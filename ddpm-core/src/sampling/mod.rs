@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 pub use ddim::{DdimSampler, TimestepSpacing, timestep_subsequence};
 
 use crate::choice::choice_enum;
-use crate::diffusion::{predict_x0_from_eps, q_posterior};
-use crate::model::MlpDenoiser;
+use crate::diffusion::{Prediction, learned_log_variance, q_posterior};
+use crate::model::{MlpDenoiser, ModelVariance};
 use crate::notebook::Table;
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
@@ -26,6 +26,27 @@ choice_enum! {
         FixedSmall = "fixed_small",
         /// sigma_t^2 = beta_t, the upper bound, optimal when x_0 ~ N(0, I).
         FixedLarge = "fixed_large",
+    }
+}
+
+impl PosteriorVariance {
+    /// log sigma_t^2 at each of `t` (one per sample, or one for the batch), shaped to broadcast.
+    /// At t = 0 both use log beta-tilde_1, as improved-diffusion does (beta-tilde_0 is 0, and
+    /// the decoder needs a positive variance).
+    pub fn log_variance<const D: usize>(
+        self,
+        schedule: &NoiseSchedule,
+        t: &[usize],
+        device: &Device,
+    ) -> Tensor<D> {
+        let values: Vec<f64> = t
+            .iter()
+            .map(|&i| match self {
+                PosteriorVariance::FixedLarge if i > 0 => schedule.log_betas[i],
+                _ => schedule.posterior_log_variance_clipped[i],
+            })
+            .collect();
+        crate::diffusion::per_sample(&values, device)
     }
 }
 
@@ -129,14 +150,15 @@ pub struct SampleOutput {
 pub struct ReverseStep<const D: usize> {
     /// The state the step starts from.
     pub x_t: Tensor<D>,
-    /// The model's noise prediction eps_theta(x_t, t).
+    /// The noise in x_t as the model sees it: its output for an epsilon model, converted from
+    /// its x_0 or v prediction otherwise.
     pub eps: Tensor<D>,
-    /// x_0 predicted from x_t and the predicted noise (eq. 15).
+    /// x_0 predicted from x_t (eq. 15 for an epsilon model), clipped if configured.
     pub x0_pred: Tensor<D>,
     /// The posterior mean given that prediction (eq. 7).
     pub mean: Tensor<D>,
-    /// The standard deviation of the added noise (0 at the last step).
-    pub sigma: f64,
+    /// The standard deviation of the added noise, per element (0 at the last step).
+    pub sigma: Tensor<D>,
     /// x_{t-1} = mean + sigma * z.
     pub x_prev: Tensor<D>,
 }
@@ -149,6 +171,7 @@ impl ReverseStep<2> {
             ("eps_theta(x_t, t)", &self.eps),
             ("x_0 predicted (eq. 15)", &self.x0_pred),
             ("posterior mean (eq. 7)", &self.mean),
+            ("sigma_t", &self.sigma),
             ("x_(t-1) = mean + sigma_t z", &self.x_prev),
         ];
         let n = self.x_t.dims()[0];
@@ -171,15 +194,20 @@ pub struct DdpmSampler<'a> {
     schedule: &'a NoiseSchedule,
     variance: PosteriorVariance,
     clip_x0: Option<f32>,
+    prediction: Prediction,
+    learned_variance: bool,
 }
 
 impl<'a> DdpmSampler<'a> {
-    /// A sampler over `schedule` with the given reverse-step variance.
+    /// A sampler over `schedule` with the given reverse-step variance, for a model that predicts
+    /// the noise (see [`Self::for_model`]).
     pub fn new(schedule: &'a NoiseSchedule, variance: PosteriorVariance) -> Self {
         Self {
             schedule,
             variance,
             clip_x0: None,
+            prediction: Prediction::Epsilon,
+            learned_variance: false,
         }
     }
 
@@ -189,7 +217,17 @@ impl<'a> DdpmSampler<'a> {
         self
     }
 
-    /// sigma_t, the standard deviation of the noise added in the step from x_t to x_{t-1}.
+    /// Read model outputs as `model` writes them: its prediction target, and its variance if it
+    /// learned one (which then replaces the fixed variance). [`Self::sample`] does this itself;
+    /// use it before calling [`Self::step`] by hand.
+    pub fn for_model(mut self, model: &MlpDenoiser) -> Self {
+        self.prediction = model.config().prediction;
+        self.learned_variance = model.config().variance == ModelVariance::LearnedRange;
+        self
+    }
+
+    /// sigma_t of the fixed variance: the standard deviation of the noise added in the step
+    /// from x_t to x_{t-1}.
     pub fn sigma(&self, t: usize) -> f64 {
         match self.variance {
             PosteriorVariance::FixedSmall => self.schedule.posterior_variance[t].sqrt(),
@@ -197,28 +235,39 @@ impl<'a> DdpmSampler<'a> {
         }
     }
 
-    /// One reverse step x_t -> x_{t-1}, given the model's noise prediction `eps` at (x_t, t) and
-    /// fresh standard normal `noise` (unused at t = 0).
+    /// One reverse step x_t -> x_{t-1}, given the model's raw `output` at (x_t, t) (the noise
+    /// for an epsilon model) and fresh standard normal `noise` (unused at t = 0).
     pub fn step<const D: usize>(
         &self,
-        eps: Tensor<D>,
+        output: Tensor<D>,
         t: usize,
         x_t: Tensor<D>,
         noise: Tensor<D>,
     ) -> Tensor<D> {
-        self.step_parts(eps, t, x_t, noise).x_prev
+        self.step_parts(output, t, x_t, noise).x_prev
     }
 
     /// [`Self::step`] with its intermediate values, to look inside one step.
     pub fn step_parts<const D: usize>(
         &self,
-        eps: Tensor<D>,
+        output: Tensor<D>,
         t: usize,
         x_t: Tensor<D>,
         noise: Tensor<D>,
     ) -> ReverseStep<D> {
-        // 1. predict x_0 from x_t and the predicted noise (Ho et al. eq. 15)
-        let x0_pred = predict_x0_from_eps(self.schedule, x_t.clone(), t, eps.clone());
+        let (value, variance) = if self.learned_variance {
+            let width = output.dims()[1] / 2;
+            (
+                output.clone().narrow(1, 0, width),
+                Some(output.narrow(1, width, width)),
+            )
+        } else {
+            (output, None)
+        };
+        // 1. predict x_0 from x_t and the model's output (Ho et al. eq. 15 for the noise)
+        let (x0_pred, eps) = self
+            .prediction
+            .to_x0_and_eps(self.schedule, x_t.clone(), &[t], value);
         let x0_pred = match self.clip_x0 {
             Some(bound) => x0_pred.clamp(-bound, bound),
             None => x0_pred,
@@ -226,12 +275,14 @@ impl<'a> DdpmSampler<'a> {
         // 2. mean of the posterior q(x_{t-1} | x_t, x_0) (eq. 7); equals eq. 11's mu_theta
         let mean = q_posterior(self.schedule, x0_pred.clone(), x_t.clone(), t).mean;
         // 3. add noise with standard deviation sigma_t, except at the last step (Algorithm 2)
-        let sigma = if t == 0 { 0.0 } else { self.sigma(t) };
-        let x_prev = if t == 0 {
-            mean.clone()
-        } else {
-            mean.clone() + noise.mul_scalar(sigma)
+        let sigma = match variance {
+            _ if t == 0 => mean.zeros_like(),
+            Some(values) => learned_log_variance(self.schedule, values, &[t])
+                .mul_scalar(0.5)
+                .exp(),
+            None => mean.zeros_like().add_scalar(self.sigma(t)),
         };
+        let x_prev = mean.clone() + noise * sigma.clone();
         ReverseStep {
             x_t,
             eps,
@@ -252,6 +303,7 @@ impl<'a> DdpmSampler<'a> {
         record: &[usize],
         device: &Device,
     ) -> Result<SampleOutput> {
+        let sampler = self.clone().for_model(model);
         let big_t = self.schedule.timesteps();
         let mut trajectory = Vec::new();
         let mut x = rng.normal([n, 2], device);
@@ -262,13 +314,13 @@ impl<'a> DdpmSampler<'a> {
             });
         }
         for t in (0..big_t).rev() {
-            let eps = model.forward_at(x.clone(), t);
+            let output = model.forward_at(x.clone(), t);
             let noise = if t > 0 {
                 rng.normal([n, 2], device)
             } else {
                 x.zeros_like()
             };
-            x = self.step(eps, t, x, noise);
+            x = sampler.step(output, t, x, noise);
             // x now holds x_{t-1} in the paper's 1-based time, i.e. time index t.
             if record.contains(&t) {
                 trajectory.push(Frame {
@@ -375,5 +427,59 @@ mod tests {
         assert_eq!(large.sigma(500), schedule.betas[500].sqrt());
         assert!(small.sigma(500) < large.sigma(500));
         assert_eq!(small.sigma(0), 0.0);
+    }
+
+    #[test]
+    fn a_perfect_prediction_of_any_target_lands_on_the_posterior_mean() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(11);
+        let x0 = rng.normal([16, 2], &device);
+        let eps = rng.normal([16, 2], &device);
+        let t = 300;
+        let xt = crate::diffusion::q_sample(&schedule, x0.clone(), &[t; 16], eps.clone());
+        let expected = q_posterior(&schedule, x0.clone(), xt.clone(), t).mean;
+        for &target in Prediction::ALL {
+            let mut sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
+            sampler.prediction = target;
+            let output = target.target(&schedule, x0.clone(), eps.clone(), &[t]);
+            let parts = sampler.step_parts(output, t, xt.clone(), x0.zeros_like());
+            let err: f32 = (parts.mean - expected.clone()).abs().max().into_scalar();
+            assert!(err < 1e-4, "{target}: {err}");
+            let eps_err: f32 = (parts.eps - eps.clone()).abs().max().into_scalar();
+            assert!(eps_err < 1e-3, "{target}: eps {eps_err}");
+        }
+    }
+
+    #[test]
+    fn a_learned_variance_sets_sigma_between_beta_tilde_and_beta() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let config = crate::model::DenoiserConfig {
+            variance: ModelVariance::LearnedRange,
+            ..Default::default()
+        };
+        let model = crate::rng::seeded(&device, 1, || config.init(1000, &device));
+        let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall).for_model(&model);
+        let t = 200;
+        let x_t = Tensor::<2>::zeros([2, 2], &device);
+        let sigma_for = |v: f32| -> Vec<f32> {
+            let eps = Tensor::<2>::zeros([2, 2], &device);
+            let output = Tensor::cat(vec![eps, Tensor::full([2, 2], v, &device)], 1);
+            let parts = sampler.step_parts(output, t, x_t.clone(), x_t.zeros_like());
+            parts.sigma.into_data().try_to_vec::<f32>().unwrap()
+        };
+        let low = f64::from(sigma_for(-1.0)[0]);
+        let high = f64::from(sigma_for(1.0)[0]);
+        assert!(
+            (low - schedule.posterior_variance[t].sqrt()).abs() < 1e-5,
+            "{low}"
+        );
+        assert!((high - schedule.betas[t].sqrt()).abs() < 1e-5, "{high}");
+        // The sampler draws from it: a whole chain runs and gives finite points.
+        let out = sampler
+            .sample(&model, 8, &mut NoiseSource::new(1), &[], &device)
+            .unwrap();
+        assert_eq!(out.samples.len(), 8);
     }
 }

@@ -1,0 +1,403 @@
+//! What training minimises, and the likelihood bound it approximates.
+//!
+//! - L_simple (Ho et al. 2020, eq. 14), written for each [`Prediction`] target: the mean squared
+//!   error between the network's output and what it should have predicted.
+//! - Min-SNR-gamma weighting (Hang et al. 2023), one answer to "uniform t wastes effort on easy
+//!   timesteps": clamp each timestep's weight at `gamma` in x_0 units.
+//! - The variational bound L_vlb = L_T + sum L_{t-1} + L_0 (Ho et al. eq. 5): Gaussian KL
+//!   terms per step and a decoder term at t = 0. It trains a learned variance in the hybrid loss
+//!   L_simple + lambda L_vlb (Nichol & Dhariwal 2021, lambda = 0.001), and, summed over every
+//!   step, bounds the model's negative log-likelihood ([`nll_bound`]).
+
+use std::f64::consts::LN_2;
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::choice::choice_enum;
+use crate::diffusion::{
+    Prediction, gather, learned_log_variance, per_sample, q_posterior_mean, q_sample,
+    timestep_tensor,
+};
+use crate::model::MlpDenoiser;
+use crate::rng::NoiseSource;
+use crate::sampling::{PosteriorVariance, from_points, read_floats};
+use crate::schedule::NoiseSchedule;
+use crate::train::TrainConfig;
+use crate::{DdpmError, Result};
+
+choice_enum! {
+    /// How the squared error of each timestep is weighted in the loss.
+    pub enum LossWeighting ("loss weighting") {
+        /// Every timestep counts the same in the target's own units (L_simple).
+        Simple = "simple",
+        /// Min-SNR-gamma (Hang et al. 2023): in x_0 units a timestep weighs min(SNR_t, gamma),
+        /// so the nearly clean steps (huge SNR) stop dominating an x_0 loss and the very noisy ones
+        /// stop dominating an epsilon loss. `train.min_snr_gamma` sets gamma.
+        MinSnr = "min_snr",
+    }
+}
+
+/// The per-sample loss weights of min-SNR-gamma, expressed for the target the model predicts.
+///
+/// In x_0 units the weight is min(SNR, gamma). The squared error of eps is SNR times that of x_0,
+/// and the one of v is (SNR + 1) times, so the same weighting reads min(SNR, gamma) / SNR for
+/// epsilon and min(SNR, gamma) / (SNR + 1) for v.
+pub fn min_snr_weights(
+    schedule: &NoiseSchedule,
+    prediction: Prediction,
+    t: &[usize],
+    gamma: f64,
+) -> Vec<f64> {
+    t.iter()
+        .map(|&i| {
+            let snr = schedule.snr[i];
+            let clamped = snr.min(gamma);
+            match prediction {
+                Prediction::Epsilon => clamped / snr,
+                Prediction::X0 => clamped,
+                Prediction::V => clamped / (snr + 1.0),
+            }
+        })
+        .collect()
+}
+
+/// KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) per element, in nats.
+pub fn normal_kl<const D: usize>(
+    mean1: Tensor<D>,
+    logvar1: Tensor<D>,
+    mean2: Tensor<D>,
+    logvar2: Tensor<D>,
+) -> Tensor<D> {
+    let ratio = (logvar1.clone() - logvar2.clone()).exp();
+    let spread = (mean1 - mean2).square() * logvar2.clone().neg().exp();
+    (logvar2 - logvar1 + ratio + spread)
+        .sub_scalar(1.0)
+        .mul_scalar(0.5)
+}
+
+/// -log N(x; mean, exp(logvar)) per element, in nats: the decoder term for continuous data.
+pub fn gaussian_nll<const D: usize>(x: Tensor<D>, mean: Tensor<D>, logvar: Tensor<D>) -> Tensor<D> {
+    let spread = (x - mean).square() * logvar.clone().neg().exp();
+    (logvar + spread)
+        .add_scalar((2.0 * std::f64::consts::PI).ln())
+        .mul_scalar(0.5)
+}
+
+/// The bound's term at each sample's timestep, in bits per dimension (`[batch]`):
+/// KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) for t > 0 and the decoder's
+/// -log p(x_0 | x_1) at t = 0. The model's reverse step is the posterior mean of its `x0_pred`
+/// with log variance `log_var`.
+///
+/// The toy data are continuous, so the decoder is a Gaussian density, not the discretised one of
+/// image models: the result is a bound on a differential entropy and can be negative.
+pub fn vlb_terms(
+    schedule: &NoiseSchedule,
+    x0: Tensor<2>,
+    x_t: Tensor<2>,
+    t: &[usize],
+    x0_pred: Tensor<2>,
+    log_var: Tensor<2>,
+) -> Tensor<1> {
+    let device = x0.device();
+    let [batch, dims] = x0.dims();
+    let true_mean = q_posterior_mean(schedule, x0.clone(), x_t.clone(), t);
+    let true_log_var: Tensor<2> = gather(&schedule.posterior_log_variance_clipped, t, &device);
+    let model_mean = q_posterior_mean(schedule, x0_pred, x_t, t);
+    let log_var = log_var.expand([batch, dims]);
+    let per_dim = |nats: Tensor<2>| nats.mean_dim(1).div_scalar(LN_2); // [batch, 1], bits
+    let kl = per_dim(normal_kl(
+        true_mean,
+        true_log_var.expand([batch, dims]),
+        model_mean.clone(),
+        log_var.clone(),
+    ));
+    let decoder = per_dim(gaussian_nll(x0, model_mean, log_var));
+    let at_zero: Vec<f64> = t.iter().map(|&i| f64::from(u8::from(i == 0))).collect();
+    let at_zero: Tensor<2> = per_sample(&at_zero, &device);
+    let terms = decoder * at_zero.clone() + kl * at_zero.neg().add_scalar(1.0);
+    terms.expand([batch, 1]).reshape([batch])
+}
+
+/// The parts of one training loss.
+#[derive(Debug, Clone)]
+pub struct LossTerms {
+    /// What the optimizer minimises: `mse + lambda T vlb` (just `mse` for a fixed variance).
+    pub total: Tensor<1>,
+    /// The (weighted) mean squared error of the prediction target.
+    pub mse: Tensor<1>,
+    /// Mean L_vlb term of the batch in bits/dim (learned variance only). The model's mean is
+    /// held fixed in it (stop-gradient), so it trains only the variance, as in Improved DDPM.
+    pub vlb: Option<Tensor<1>>,
+}
+
+/// The training loss for a batch: data `x0`, one timestep and one noise draw per point.
+///
+/// The target follows the model's [`Prediction`]; the weighting follows `config.weighting`. A
+/// model with a learned variance adds `config.vlb_weight * T` times the batch's mean L_vlb term:
+/// with lambda = 0.001 this is Improved DDPM's hybrid loss (lambda times the sum of T terms).
+pub fn training_loss(
+    model: &MlpDenoiser,
+    schedule: &NoiseSchedule,
+    x0: Tensor<2>,
+    t: &[usize],
+    noise: Tensor<2>,
+    config: &TrainConfig,
+) -> LossTerms {
+    let device = x0.device();
+    let prediction = model.config().prediction;
+    let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
+    let out = model.predict(x_t.clone(), timestep_tensor(t, &device));
+    let target = prediction.target(schedule, x0.clone(), noise, t);
+    let squared = (out.value.clone() - target).square();
+    let mse = match config.weighting {
+        LossWeighting::Simple => squared.mean(),
+        LossWeighting::MinSnr => {
+            let weights = min_snr_weights(schedule, prediction, t, config.min_snr_gamma);
+            (squared * per_sample::<2>(&weights, &device)).mean()
+        }
+    };
+    let Some(variance) = out.variance else {
+        return LossTerms {
+            total: mse.clone(),
+            mse,
+            vlb: None,
+        };
+    };
+    // The bound trains the variance only: the mean is a constant inside it.
+    let (x0_pred, _) = prediction.to_x0_and_eps(schedule, x_t.clone(), t, out.value.detach());
+    let log_var = learned_log_variance(schedule, variance, t);
+    let vlb = vlb_terms(schedule, x0, x_t, t, x0_pred, log_var).mean();
+    let scale = config.vlb_weight * schedule.timesteps() as f64;
+    LossTerms {
+        total: mse.clone() + vlb.clone().mul_scalar(scale),
+        mse,
+        vlb: Some(vlb),
+    }
+}
+
+/// The variational bound on the negative log-likelihood of some points, in bits per dimension,
+/// with its parts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NllBound {
+    /// L_T + sum_{t >= 1} L_{t-1} + L_0: the bound on -log2 p(x_0) / 2.
+    pub bits_per_dim: f64,
+    /// L_T = KL(q(x_T | x_0) || N(0, I)): how far x_T is from pure noise (no parameters).
+    pub prior: f64,
+    /// L_0, the decoder's -log p(x_0 | x_1).
+    pub decoder: f64,
+    /// The KL terms L_{t-1} for t = 1 .. T-1 (0-based), summed.
+    pub diffusion: f64,
+    /// The term of each 0-based timestep (index 0 is the decoder), for a chart.
+    pub per_step: Vec<f64>,
+}
+
+/// The variational bound on the NLL of `points` under `model` (improved-diffusion's
+/// `calc_bpd_loop`): every timestep is visited once with a fresh noise draw from `seed`.
+///
+/// A model with a learned variance uses it; a fixed-variance model uses `fixed`. Costs T forward
+/// passes over the points.
+pub fn nll_bound(
+    model: &MlpDenoiser,
+    schedule: &NoiseSchedule,
+    points: &[[f32; 2]],
+    fixed: PosteriorVariance,
+    seed: u64,
+    device: &Device,
+) -> Result<NllBound> {
+    if points.is_empty() {
+        return Err(DdpmError::InvalidInput {
+            field: "points",
+            message: "need at least one point".into(),
+        });
+    }
+    let n = points.len();
+    let x0 = from_points(points, device);
+    let mut rng = NoiseSource::new(seed);
+    let prediction = model.config().prediction;
+    let mut per_step = Vec::with_capacity(schedule.timesteps());
+    for t in 0..schedule.timesteps() {
+        let x_t = q_sample(schedule, x0.clone(), &[t], rng.normal([n, 2], device));
+        let out = model.predict_at(x_t.clone(), t);
+        let (x0_pred, _) = prediction.to_x0_and_eps(schedule, x_t.clone(), &[t], out.value);
+        let log_var = match out.variance {
+            Some(v) => learned_log_variance(schedule, v, &[t]),
+            None => fixed.log_variance(schedule, &[t], device),
+        };
+        let term = vlb_terms(schedule, x0.clone(), x_t, &[t], x0_pred, log_var);
+        per_step.push(mean_of(term, "the bound's term", t)?);
+    }
+    // L_T: q(x_T | x_0) = N(sqrt(ab_T) x_0, (1 - ab_T) I) against N(0, I).
+    let last = schedule.timesteps() - 1;
+    let mean_t = x0.clone().mul_scalar(schedule.sqrt_alpha_bar[last]);
+    let log_var_t = x0
+        .zeros_like()
+        .add_scalar((1.0 - schedule.alpha_bar[last]).ln());
+    let prior_kl = normal_kl(mean_t, log_var_t, x0.zeros_like(), x0.zeros_like())
+        .mean_dim(1)
+        .div_scalar(LN_2)
+        .reshape([n]);
+    let prior = mean_of(prior_kl, "the prior term", last)?;
+    let decoder = per_step[0];
+    let diffusion: f64 = per_step[1..].iter().sum();
+    Ok(NllBound {
+        bits_per_dim: prior + decoder + diffusion,
+        prior,
+        decoder,
+        diffusion,
+        per_step,
+    })
+}
+
+/// The mean of a `[n]` tensor, refusing non-finite values.
+fn mean_of(values: Tensor<1>, what: &str, t: usize) -> Result<f64> {
+    let values = read_floats(values)?;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
+    if mean.is_finite() {
+        Ok(mean)
+    } else {
+        Err(DdpmError::InvalidInput {
+            field: "model",
+            message: format!("{what} at timestep {t} is not finite ({mean})"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::noise_prediction_loss;
+    use crate::model::{DenoiserConfig, ModelVariance};
+    use crate::rng::seeded;
+    use crate::schedule::ScheduleConfig;
+
+    fn device() -> Device {
+        crate::Backend::default_cpu().device().unwrap()
+    }
+
+    fn scalar(x: Tensor<1>) -> f64 {
+        f64::from(x.into_scalar::<f32>())
+    }
+
+    #[test]
+    fn gaussian_kl_and_nll_match_closed_forms() {
+        let device = device();
+        let t = |v: f32| Tensor::<1>::from_floats([v], &device);
+        // KL(N(1, e^0) || N(0, e^ln4)) = 0.5 (ln 4 - 0 + 1/4 + 1/4 - 1)
+        let kl = scalar(normal_kl(t(1.0), t(0.0), t(0.0), t(4f32.ln())));
+        assert!((kl - 0.5 * (4f64.ln() - 0.5)).abs() < 1e-6, "{kl}");
+        assert!(scalar(normal_kl(t(0.3), t(-1.0), t(0.3), t(-1.0))).abs() < 1e-7);
+        // -log N(1; 0, 1) = 0.5 ln(2 pi) + 0.5
+        let nll = scalar(gaussian_nll(t(1.0), t(0.0), t(0.0)));
+        assert!((nll - 0.5 * (2.0 * std::f64::consts::PI).ln() - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn min_snr_weights_agree_in_x0_units_and_clamp_at_gamma() {
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let t = [0usize, 100, 400, 999];
+        let gamma = 5.0;
+        let w = |p| min_snr_weights(&schedule, p, &t, gamma);
+        let (eps, x0, v) = (w(Prediction::Epsilon), w(Prediction::X0), w(Prediction::V));
+        for (i, &step) in t.iter().enumerate() {
+            let snr = schedule.snr[step];
+            // Each target's squared error is SNR (eps) or SNR + 1 (v) times the x_0 error.
+            assert!((eps[i] * snr - x0[i]).abs() < 1e-9 * x0[i].max(1.0));
+            assert!((v[i] * (snr + 1.0) - x0[i]).abs() < 1e-9 * x0[i].max(1.0));
+            assert!(x0[i] <= gamma);
+        }
+        // Clean steps (SNR >> gamma) are down-weighted for epsilon; noisy ones keep weight 1.
+        assert!(eps[0] < 0.01 && (eps[3] - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn vlb_term_vanishes_for_the_true_posterior_and_grows_with_error() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(8);
+        let x0 = rng.normal([16, 2], &device);
+        let t = [500usize; 16];
+        let x_t = q_sample(&schedule, x0.clone(), &t, rng.normal([16, 2], &device));
+        let true_log_var: Tensor<2> = gather(&schedule.posterior_log_variance_clipped, &t, &device);
+        let exact = vlb_terms(
+            &schedule,
+            x0.clone(),
+            x_t.clone(),
+            &t,
+            x0.clone(),
+            true_log_var.clone(),
+        );
+        assert!(scalar(exact.abs().max()) < 1e-5);
+        let off = vlb_terms(
+            &schedule,
+            x0.clone(),
+            x_t,
+            &t,
+            x0.add_scalar(0.5),
+            true_log_var,
+        );
+        assert!(scalar(off.min()) > 0.0);
+    }
+
+    #[test]
+    fn simple_epsilon_loss_is_the_tutorials_noise_prediction_loss() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let model = seeded(&device, 1, || DenoiserConfig::default().init(1000, &device));
+        let mut rng = NoiseSource::new(9);
+        let x0 = rng.normal([32, 2], &device);
+        let noise = rng.normal([32, 2], &device);
+        let t = rng.timesteps(32, 1000);
+        let config = TrainConfig::default();
+        let general = training_loss(&model, &schedule, x0.clone(), &t, noise.clone(), &config);
+        let tutorial = noise_prediction_loss(&model, &schedule, x0, &t, noise);
+        assert!((scalar(general.total) - scalar(tutorial)).abs() < 1e-6);
+        assert!(general.vlb.is_none());
+    }
+
+    #[test]
+    fn hybrid_loss_adds_lambda_t_times_the_bound_for_a_learned_variance() {
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let model_config = DenoiserConfig {
+            variance: ModelVariance::LearnedRange,
+            ..Default::default()
+        };
+        let model = seeded(&device, 1, || model_config.init(1000, &device));
+        let mut rng = NoiseSource::new(10);
+        let x0 = rng.normal([32, 2], &device);
+        let noise = rng.normal([32, 2], &device);
+        let t = rng.timesteps(32, 1000);
+        let config = TrainConfig::default();
+        let terms = training_loss(&model, &schedule, x0, &t, noise, &config);
+        let (total, mse) = (scalar(terms.total), scalar(terms.mse));
+        let vlb = scalar(terms.vlb.expect("a learned variance has a bound term"));
+        assert!(vlb.is_finite() && vlb > 0.0, "{vlb}");
+        assert!((total - (mse + 0.001 * 1000.0 * vlb)).abs() < 1e-4 * total.abs().max(1.0));
+    }
+
+    #[test]
+    fn nll_bound_sums_its_parts_and_rejects_empty_input() {
+        let device = device();
+        let schedule = ScheduleConfig {
+            timesteps: 50,
+            ..Default::default()
+        }
+        .init()
+        .unwrap();
+        let model = seeded(&device, 2, || DenoiserConfig::default().init(50, &device));
+        let points = [[0.5f32, -0.5], [1.0, 0.0], [-1.0, 0.25]];
+        let small = PosteriorVariance::FixedSmall;
+        let bound = nll_bound(&model, &schedule, &points, small, 0, &device).unwrap();
+        assert_eq!(bound.per_step.len(), 50);
+        let sum = bound.prior + bound.per_step.iter().sum::<f64>();
+        assert!((bound.bits_per_dim - sum).abs() < 1e-9);
+        assert!(
+            (bound.bits_per_dim - (bound.prior + bound.decoder + bound.diffusion)).abs() < 1e-9
+        );
+        // The prior term is a KL: positive, and tiny when x_T is nearly pure noise.
+        assert!(bound.prior > 0.0 && bound.prior < 0.01, "{}", bound.prior);
+        let err = nll_bound(&model, &schedule, &[], small, 0, &device).unwrap_err();
+        assert!(err.to_string().contains("points"), "{err}");
+    }
+}
