@@ -87,6 +87,8 @@ impl ExperimentConfig {
         self.model.validate("model.")?;
         self.train.validate("train.")?;
         self.sampling.validate("sampling.")?;
+        self.sampling
+            .validate_for("sampling.", self.diffusion.timesteps)?;
         if self.train.batch_size > self.data.n_points {
             return Err(DdpmError::invalid(
                 "train.batch_size",
@@ -228,6 +230,16 @@ mod tests {
                 |c| c.sampling.trajectory_frames = 1,
                 "sampling.trajectory_frames",
             ),
+            (|c| c.sampling.eta = 1.5, "sampling.eta"),
+            (
+                |c| {
+                    c.sampling.method = crate::sampling::SamplerKind::Ddim;
+                    c.sampling.steps = 2000;
+                },
+                "sampling.steps",
+            ),
+            (|c| c.train.min_snr_gamma = 0.0, "train.min_snr_gamma"),
+            (|c| c.train.vlb_weight = -0.1, "train.vlb_weight"),
         ];
         for (edit, field) in cases {
             let mut c = ExperimentConfig::default();

@@ -98,6 +98,18 @@ impl Backend {
             .collect()
     }
 
+    /// The backend a (non-autodiff) device belongs to, among those compiled in.
+    pub fn of(device: &Device) -> Option<Backend> {
+        Self::available()
+            .into_iter()
+            .find(|b| b.device().ok().as_ref() == Some(device))
+    }
+
+    /// A short name for `device`: the backend's name, or the device's debug form.
+    pub fn label(device: &Device) -> String {
+        Self::of(device).map_or_else(|| format!("{device:?}"), |b| b.name().to_string())
+    }
+
     /// A device of this backend (without autodiff; training adds it).
     pub fn device(self) -> Result<Device> {
         let missing = |feature: &str| DdpmError::BackendUnavailable {
@@ -136,7 +148,7 @@ pub mod prelude {
         Prediction, mean_from_eps, noise_prediction_loss, predict_x0_from_eps, q_posterior,
         q_sample, q_step, timestep_tensor,
     };
-    pub use crate::experiment::Comparison;
+    pub use crate::experiment::{Comparison, ExperimentName, run_experiment};
     pub use crate::loss::{LossWeighting, NllBound, nll_bound, training_loss};
     pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
     pub use crate::model::{
@@ -149,8 +161,8 @@ pub mod prelude {
     };
     pub use crate::rng::{NoiseSource, seeded};
     pub use crate::sampling::{
-        DdimSampler, DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, SamplingConfig,
-        TimestepSpacing, from_points, to_points,
+        DdimSampler, DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, Sampler,
+        SamplerKind, SamplingConfig, TimestepSpacing, from_points, to_points,
     };
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
     pub use crate::train::{

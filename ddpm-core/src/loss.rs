@@ -20,6 +20,8 @@ use crate::diffusion::{
     timestep_tensor,
 };
 use crate::model::MlpDenoiser;
+use crate::notebook::Table;
+use crate::plot::TimestepCurves;
 use crate::rng::NoiseSource;
 use crate::sampling::{PosteriorVariance, from_points, read_floats};
 use crate::schedule::NoiseSchedule;
@@ -190,6 +192,43 @@ pub struct NllBound {
     pub diffusion: f64,
     /// The term of each 0-based timestep (index 0 is the decoder), for a chart.
     pub per_step: Vec<f64>,
+}
+
+impl NllBound {
+    /// Bounds side by side: one row per labelled bound, with its parts.
+    pub fn table(bounds: &[(&str, &NllBound)]) -> Table {
+        let mut table = Table::new([
+            "model",
+            "NLL bound (bits/dim)",
+            "prior L_T",
+            "KL terms, sum",
+            "decoder L_0",
+        ]);
+        for (label, b) in bounds {
+            table.push([
+                label.to_string(),
+                format!("{:.3}", b.bits_per_dim),
+                format!("{:.5}", b.prior),
+                format!("{:.3}", b.diffusion),
+                format!("{:.3}", b.decoder),
+            ]);
+        }
+        table
+    }
+
+    /// The KL term of every step t >= 2 (paper time) of each bound, on a log scale: where in
+    /// the chain the model loses likelihood. The decoder term (t = 1) is in [`Self::table`].
+    pub fn chart(bounds: &[(&str, &NllBound)]) -> TimestepCurves {
+        TimestepCurves {
+            title: "Terms of the likelihood bound, per step".into(),
+            y_desc: "KL(q || p_theta) at step t, bits/dim".into(),
+            curves: bounds
+                .iter()
+                .map(|(label, b)| (label.to_string(), b.per_step[1..].to_vec()))
+                .collect(),
+            first_t: 2,
+        }
+    }
 }
 
 /// The variational bound on the NLL of `points` under `model` (improved-diffusion's
@@ -397,6 +436,11 @@ mod tests {
         );
         // The prior term is a KL: positive, and tiny when x_T is nearly pure noise.
         assert!(bound.prior > 0.0 && bound.prior < 0.01, "{}", bound.prior);
+        let table = NllBound::table(&[("untrained", &bound)]);
+        assert_eq!(table.rows[0][1], format!("{:.3}", bound.bits_per_dim));
+        let chart = NllBound::chart(&[("untrained", &bound)]);
+        assert_eq!(chart.curves[0].1.len(), 49);
+        assert!(crate::plot::to_svg(&chart).unwrap().contains("<svg"));
         let err = nll_bound(&model, &schedule, &[], small, 0, &device).unwrap_err();
         assert!(err.to_string().contains("points"), "{err}");
     }

@@ -1,9 +1,11 @@
-//! `ddpm`: run the tutorial pipeline and write its figures and results.
+//! `ddpm`: run the tutorial pipeline and write its figures and results, or run one of the
+//! experiment grids.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use ddpm_core::experiment::{ExperimentName, run_experiment};
 use ddpm_core::pipeline::run_and_save;
 use ddpm_core::prelude::*;
 use ddpm_core::progress::ConsoleProgress;
@@ -13,41 +15,63 @@ use ddpm_core::progress::ConsoleProgress;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Experiment config (TOML or JSON); flags below override it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Training distribution.
-    #[arg(long)]
+    #[arg(long, global = true)]
     dataset: Option<DatasetKind>,
     /// Passes over the training set.
-    #[arg(long)]
+    #[arg(long, global = true)]
     epochs: Option<usize>,
     /// Number of diffusion steps T.
-    #[arg(long)]
+    #[arg(long, global = true)]
     timesteps: Option<usize>,
     /// Noise schedule.
-    #[arg(long)]
+    #[arg(long, global = true)]
     schedule: Option<ScheduleKind>,
+    /// What the network predicts.
+    #[arg(long, global = true)]
+    prediction: Option<Prediction>,
+    /// Sample with DDIM in this many steps (eta = 0) instead of DDPM's T steps.
+    #[arg(long, value_name = "STEPS", global = true)]
+    ddim: Option<usize>,
     /// Master seed of every random draw.
-    #[arg(long)]
+    #[arg(long, global = true)]
     seed: Option<u64>,
     /// Directory for figures and results.
-    #[arg(long, default_value = "outputs")]
+    #[arg(long, default_value = "outputs", global = true)]
     out_dir: PathBuf,
     /// Tensor backend.
-    #[arg(long, default_value_t = Backend::default_cpu())]
+    #[arg(long, default_value_t = Backend::default_cpu(), global = true)]
     backend: Backend,
     /// No progress bar.
-    #[arg(long)]
+    #[arg(long, global = true)]
     quiet: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an experiment grid (one change per variant, fixed seeds) and write
+    /// `experiments/<name>/comparison.png`, `results.md` and `results.json` into the output
+    /// directory. The base config is the notebooks' quick one unless `--config` names another.
+    Experiment {
+        /// Which grid.
+        name: ExperimentName,
+        /// Repeat every variant with this many seeds (seed, seed + 1, ...) and report mean ± sd.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
+    },
+}
+
 impl Args {
-    /// The config file (or the defaults) with the flags applied on top, validated.
-    fn resolve(&self) -> Result<ExperimentConfig> {
+    /// The config file (or `default`) with the flags applied on top, validated.
+    fn resolve(&self, default: ExperimentConfig) -> Result<ExperimentConfig> {
         let mut config = match &self.config {
             Some(path) => ExperimentConfig::load(path)?,
-            None => ExperimentConfig::default(),
+            None => default,
         };
         if let Some(v) = self.dataset {
             config.data.dataset = v;
@@ -61,6 +85,14 @@ impl Args {
         if let Some(v) = self.schedule {
             config.diffusion.schedule = v;
         }
+        if let Some(v) = self.prediction {
+            config.model.prediction = v;
+        }
+        if let Some(steps) = self.ddim {
+            config.sampling.method = SamplerKind::Ddim;
+            config.sampling.steps = steps;
+            config.sampling.eta = 0.0;
+        }
         if let Some(v) = self.seed {
             config.seed = v;
         }
@@ -71,7 +103,46 @@ impl Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let config = args.resolve()?;
+    match args.command {
+        Some(Command::Experiment { name, seeds }) => experiment(&args, name, seeds),
+        None => pipeline(&args),
+    }
+}
+
+/// `ddpm experiment <name>`.
+fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
+    let base = args.resolve(ExperimentConfig::quick())?;
+    let device = args.backend.device()?;
+    let dir = args.out_dir.join("experiments").join(name.name());
+    let runs = name.variants().len() * seeds;
+    eprintln!(
+        "ddpm experiment {name}: {runs} runs from {} (T = {}, {} epochs), backend {}",
+        base.data.dataset, base.diffusion.timesteps, base.train.epochs, args.backend
+    );
+    let mut done = 0;
+    let quiet = args.quiet;
+    let report = run_experiment(name, &base, seeds, &device, &mut |label, seed, run| {
+        done += 1;
+        if !quiet {
+            let r = &run.report;
+            eprintln!(
+                "[{done}/{runs}] {label} (seed {seed}): ED {:.1}x floor, train {:.1} s, sample {:.2} s",
+                r.trained.energy_distance.ratio_to_floor(),
+                r.timings.train_seconds,
+                r.timings.sample_seconds
+            );
+        }
+    })
+    .with_context(|| format!("experiment `{name}` failed"))?;
+    report.write(&dir)?;
+    println!("{}", report.table());
+    eprintln!("wrote {}", dir.display());
+    Ok(())
+}
+
+/// `ddpm`: the tutorial pipeline.
+fn pipeline(args: &Args) -> Result<()> {
+    let config = args.resolve(ExperimentConfig::default())?;
     let device = args.backend.device()?;
     eprintln!(
         "ddpm: {} on {}, T = {} ({}), {} epochs, backend {}",

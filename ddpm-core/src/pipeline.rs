@@ -138,13 +138,12 @@ pub fn run_with_options(
     config.validate()?;
     let seeds = config.seeds();
     let schedule = config.diffusion.init()?;
-    let timesteps = schedule.timesteps();
     let data = config.data.init(seeds.data);
-    let init = || seeded(device, seeds.init, || config.model.init(timesteps, device));
+    let model = init_model(config, device);
 
     let started = Instant::now();
     let trained = train(
-        init(),
+        model,
         &schedule,
         &data,
         &config.train,
@@ -153,13 +152,85 @@ pub fn run_with_options(
         observer,
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
+    sample_and_measure(
+        config,
+        Stage {
+            data,
+            schedule,
+            model: trained.model,
+            history: trained.history,
+            train_seconds,
+        },
+        device,
+        backend,
+        options,
+    )
+}
 
-    let sampler = config.sampling.sampler(&schedule);
-    let record = evenly_spaced_steps(timesteps, config.sampling.trajectory_frames);
+/// Sample again from the trained model of `run` with another sampling section (DDIM instead
+/// of DDPM, fewer steps, another variance...) and measure, without training again. The result
+/// keeps `run`'s training history and time.
+pub fn resample(
+    run: &PipelineRun,
+    sampling: &crate::sampling::SamplingConfig,
+    device: &Device,
+    options: RunOptions,
+) -> Result<PipelineRun> {
+    let mut config = run.config.clone();
+    config.sampling = sampling.clone();
+    config.validate()?;
+    sample_and_measure(
+        &config,
+        Stage {
+            data: run.data.clone(),
+            schedule: run.schedule.clone(),
+            model: run.model.clone(),
+            history: run.report.history.clone(),
+            train_seconds: run.report.timings.train_seconds,
+        },
+        device,
+        &run.report.backend,
+        options,
+    )
+}
+
+/// The network `config` describes, with its seeded initial weights.
+fn init_model(config: &ExperimentConfig, device: &Device) -> MlpDenoiser {
+    seeded(device, config.seeds().init, || {
+        config.model.init(config.diffusion.timesteps, device)
+    })
+}
+
+/// What training hands to sampling.
+struct Stage {
+    data: Dataset2d,
+    schedule: NoiseSchedule,
+    model: MlpDenoiser,
+    history: LossHistory,
+    train_seconds: f64,
+}
+
+fn sample_and_measure(
+    config: &ExperimentConfig,
+    stage: Stage,
+    device: &Device,
+    backend: &str,
+    options: RunOptions,
+) -> Result<PipelineRun> {
+    let seeds = config.seeds();
+    let Stage {
+        data,
+        schedule,
+        model,
+        history,
+        train_seconds,
+    } = stage;
+    let sampler = config.sampling.init(&schedule)?;
+    let record = sampler.frame_times(config.sampling.trajectory_frames);
     let n = config.sampling.n_samples;
     let started = Instant::now();
     let output = sampler.sample(
-        &trained.model,
+        &model,
         n,
         &mut NoiseSource::new(seeds.sample),
         &record,
@@ -167,38 +238,40 @@ pub fn run_with_options(
     )?;
     let sample_seconds = started.elapsed().as_secs_f64();
     let untrained = if options.untrained_baseline {
-        Some(sampler.sample(&init(), n, &mut NoiseSource::new(seeds.sample), &[], device)?)
+        let untrained = init_model(config, device);
+        Some(sampler.sample(
+            &untrained,
+            n,
+            &mut NoiseSource::new(seeds.sample),
+            &[],
+            device,
+        )?)
     } else {
         None
     };
 
     let reference = Dataset2d::generate(config.data.dataset, n, seeds.eval);
     let floor = Dataset2d::generate(config.data.dataset, n, seeds.eval.wrapping_add(1));
-    let steps = trained.history.per_step.len();
+    let steps = history.per_step.len();
     let report = PipelineReport {
         backend: backend.to_string(),
         trained: QualityReport::compute(&output.samples, &reference.points, &floor.points)?,
         untrained: untrained
             .map(|u| QualityReport::compute(&u.samples, &reference.points, &floor.points))
             .transpose()?,
-        final_loss: trained
-            .history
-            .per_epoch
-            .last()
-            .copied()
-            .unwrap_or(f32::NAN),
+        final_loss: history.per_epoch.last().copied().unwrap_or(f32::NAN),
         timings: Timings {
             train_seconds,
             train_steps_per_second: steps as f64 / train_seconds.max(1e-9),
             sample_seconds,
         },
-        history: trained.history,
+        history,
     };
     Ok(PipelineRun {
         report,
         data,
         schedule,
-        model: trained.model,
+        model,
         output,
         config: config.clone(),
     })

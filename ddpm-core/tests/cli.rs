@@ -176,3 +176,78 @@ fn bad_input_exits_nonzero_naming_the_field_and_writes_nothing() {
     fails_naming(&["--timesteps", "0"], None, "diffusion.timesteps");
     fails_naming(&["--dataset", "mnist"], None, "mnist");
 }
+
+#[test]
+fn experiment_writes_a_chart_and_tables_with_one_row_per_variant() {
+    let dir = scratch("experiment");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args(["experiment", "targets", "--seeds", "2", "--quiet"])
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--out-dir", out.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let results = out.join("experiments").join("targets");
+    let (w, h) = png_size(&results.join("comparison.png"));
+    assert!(w >= 400 && h >= 300, "{w}x{h}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["name"], "targets");
+    assert_eq!(json["base"]["data"]["dataset"], "circles");
+    let variants = json["variants"].as_array().unwrap();
+    let labels: Vec<&str> = variants
+        .iter()
+        .map(|v| v["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["epsilon", "x0", "v"]);
+    for v in variants {
+        let runs = v["runs"].as_array().unwrap();
+        let seeds: Vec<u64> = runs.iter().map(|r| r["seed"].as_u64().unwrap()).collect();
+        assert_eq!(seeds, [5, 6]);
+        for r in runs {
+            assert!(r["energy_distance"].as_f64().unwrap().is_finite());
+            assert!(r["energy_distance_floor"].as_f64().unwrap() > 0.0);
+        }
+    }
+
+    let markdown = std::fs::read_to_string(results.join("results.md")).unwrap();
+    assert!(markdown.starts_with("# Prediction target"), "{markdown}");
+    assert!(markdown.contains("seeds 5, 6"), "{markdown}");
+    for label in labels {
+        assert!(markdown.contains(&format!("| {label} | ")), "{markdown}");
+    }
+}
+
+#[test]
+fn ddim_flag_samples_in_fewer_steps_and_records_them() {
+    let dir = scratch("ddim");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args(["--ddim", "10", "--prediction", "v", "--quiet"])
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--out-dir", out.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let resolved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(resolved["sampling"]["method"], "ddim");
+    assert_eq!(resolved["sampling"]["steps"], 10);
+    assert_eq!(resolved["model"]["prediction"], "v");
+    // Six frames asked for, all from the 11 states DDIM passes through (x_T and 10 steps).
+    assert_eq!(gif_frames(&out.join("sampling_animation.gif")), 6 + 15);
+}
+
+#[test]
+fn bad_experiment_input_exits_nonzero_and_writes_nothing() {
+    fails_naming(&["experiment", "sizes"], None, "schedules");
+    fails_naming(&["experiment", "ddim", "--seeds", "0"], None, "seeds");
+    fails_naming(&["--ddim", "2000"], None, "sampling.steps");
+}

@@ -315,4 +315,29 @@ mod tests {
             assert!(err < 1e-5, "{kind}: {err}");
         }
     }
+
+    #[test]
+    fn a_learned_variance_adds_two_outputs_that_predict_splits_off() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let x = NoiseSource::new(5).normal([7, 2], &device);
+        for (variance, width) in [(ModelVariance::Fixed, 2), (ModelVariance::LearnedRange, 4)] {
+            let config = DenoiserConfig {
+                variance,
+                ..Default::default()
+            };
+            assert_eq!(config.output_width(), width);
+            let model = seeded(&device, 3, || config.init(100, &device));
+            let raw = model.forward_at(x.clone(), 10);
+            assert_eq!(raw.dims(), [7, width]);
+            let out = model.predict_at(x.clone(), 10);
+            assert_eq!(out.value.dims(), [7, 2]);
+            assert_eq!(
+                out.variance.as_ref().map(|v| v.dims()),
+                (width == 4).then_some([7, 2])
+            );
+            // The prediction is the first two columns of the raw output.
+            let err: f32 = (raw.narrow(1, 0, 2) - out.value).abs().max().into_scalar();
+            assert_eq!(err, 0.0);
+        }
+    }
 }

@@ -311,11 +311,13 @@ pub struct ScheduleChart {
     pub curves: Vec<ScheduleCurve>,
 }
 
+/// One panel of curves over the timestep; value `i` of each curve is drawn at `t = first_t + i`.
 fn curve_panel<DB: DrawingBackend, Y>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     y_desc: &str,
     curves: &[(String, &[f64])],
+    first_t: usize,
     y_range: Y,
     legend: bool,
 ) -> DrawResult<DB>
@@ -323,7 +325,7 @@ where
     Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
     Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
 {
-    let t_max = curves.iter().map(|(_, v)| v.len()).max().unwrap_or(1) as f64;
+    let t_max = (curves.iter().map(|(_, v)| v.len()).max().unwrap_or(1) + first_t) as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FAMILY, CAPTION_SIZE + 2))
         .margin(10)
@@ -343,7 +345,10 @@ where
         let color = PALETTE[i % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(t, &v)| ((t + 1) as f64, v)),
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| ((first_t + i) as f64, v)),
                 color.stroke_width(2),
             ))?
             .label(name.as_str())
@@ -405,6 +410,7 @@ impl Chart for ScheduleChart {
             "beta_t: noise added at step t (log)",
             "beta_t",
             &betas,
+            1,
             beta_range,
             true,
         )?;
@@ -413,6 +419,7 @@ impl Chart for ScheduleChart {
             "alpha-bar_t: signal kept in x_t",
             "alpha-bar_t",
             &pick(|c| &c.alpha_bar),
+            1,
             0.0..1.02,
             false,
         )?;
@@ -423,10 +430,63 @@ impl Chart for ScheduleChart {
             "log SNR(t) = log alpha-bar / (1 - alpha-bar)",
             "log SNR",
             &snr,
+            1,
             snr_range,
             false,
         )?;
         Ok(())
+    }
+}
+
+/// Positive per-timestep curves on a log scale, e.g. the terms of the likelihood bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimestepCurves {
+    /// Chart title.
+    pub title: String,
+    /// What the y axis measures.
+    pub y_desc: String,
+    /// Named curves; value `i` is drawn at timestep `first_t + i`.
+    pub curves: Vec<(String, Vec<f64>)>,
+    /// The timestep of each curve's first value.
+    pub first_t: usize,
+}
+
+impl Chart for TimestepCurves {
+    fn name(&self) -> &'static str {
+        "timestep_curves"
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (760, 460)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let positive = self
+            .curves
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| v.is_finite() && *v > 0.0);
+        let (lo, hi) = positive.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if lo < hi { (lo, hi) } else { (1e-3, 1.0) };
+        // A log axis cannot show 0 or less: such values sit on the axis's floor.
+        let curves: Vec<(String, Vec<f64>)> = self
+            .curves
+            .iter()
+            .map(|(name, v)| (name.clone(), v.iter().map(|x| x.max(lo)).collect()))
+            .collect();
+        let refs: Vec<(String, &[f64])> = curves
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_slice()))
+            .collect();
+        curve_panel(
+            root,
+            &self.title,
+            &self.y_desc,
+            &refs,
+            self.first_t,
+            (lo * 0.8..hi * 1.25).log_scale(),
+            true,
+        )
     }
 }
 

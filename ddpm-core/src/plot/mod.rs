@@ -16,7 +16,7 @@ use plotters::prelude::*;
 
 pub use charts::{
     Bounds, GENERATED, LossCurve, Marginals, PALETTE, Panel, REAL, ScatterPanels, ScheduleChart,
-    ScheduleCurve, TrajectoryAnimation, density, moving_average,
+    ScheduleCurve, TimestepCurves, TrajectoryAnimation, density, moving_average,
 };
 pub use field::{Arrow, FieldPanel, Heatmap, VectorField};
 

@@ -424,4 +424,27 @@ mod tests {
         assert!(errors[0] > errors[1] && errors[1] > errors[2], "{errors:?}");
         assert!(errors[1] < 0.05, "50 steps: mean abs error {}", errors[1]);
     }
+
+    #[test]
+    fn a_perfect_prediction_of_any_target_jumps_to_the_forward_marginal() {
+        // With the true x_0 and noise, a deterministic DDIM jump from t to t' lands exactly on
+        // sqrt(ab_t') x_0 + sqrt(1 - ab_t') eps: the same noise, less of it.
+        let device = device();
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let mut rng = NoiseSource::new(12);
+        let x0 = rng.normal([16, 2], &device);
+        let eps = rng.normal([16, 2], &device);
+        let (t, prev) = (600, 250);
+        let x_t = crate::diffusion::q_sample(&schedule, x0.clone(), &[t], eps.clone());
+        let expected = crate::diffusion::q_sample(&schedule, x0.clone(), &[prev], eps.clone());
+        for &target in Prediction::ALL {
+            let mut sampler =
+                DdimSampler::new(&schedule, 10, TimestepSpacing::Trailing, 0.0).unwrap();
+            sampler.prediction = target;
+            let output = target.target(&schedule, x0.clone(), eps.clone(), &[t]);
+            let jumped = sampler.step(output, t, Some(prev), x_t.clone(), x_t.zeros_like());
+            let err = max_abs_diff(jumped, expected.clone());
+            assert!(err < 1e-4, "{target}: {err}");
+        }
+    }
 }

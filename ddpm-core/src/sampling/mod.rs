@@ -29,6 +29,16 @@ choice_enum! {
     }
 }
 
+choice_enum! {
+    /// Which reverse process generates the samples.
+    pub enum SamplerKind ("sampler") {
+        /// DDPM's ancestral sampler over all T steps (Ho et al. Algorithm 2).
+        Ddpm = "ddpm",
+        /// DDIM (Song et al. 2021) over `sampling.steps` of the T steps, noise scale `sampling.eta`.
+        Ddim = "ddim",
+    }
+}
+
 impl PosteriorVariance {
     /// log sigma_t^2 at each of `t` (one per sample, or one for the batch), shaped to broadcast.
     /// At t = 0 both use log beta-tilde_1, as improved-diffusion does (beta-tilde_0 is 0, and
@@ -66,6 +76,14 @@ pub struct SamplingConfig {
     /// range every toy dataset lies in ([`crate::data::DATA_RANGE`]). Schedules whose last betas
     /// approach 1 (cosine) amplify small noise-prediction errors into far outliers without it.
     pub clip_x0: f32,
+    /// The reverse process: `ddpm` (all T steps) or `ddim` (fewer steps).
+    pub method: SamplerKind,
+    /// DDIM: number of sampling steps, in 1..=T (0 means T).
+    pub steps: usize,
+    /// DDIM: noise scale in [0, 1]; 0 is deterministic, 1 on all T steps is DDPM.
+    pub eta: f64,
+    /// DDIM: how the steps are spread over the T timesteps.
+    pub spacing: TimestepSpacing,
 }
 
 impl Default for SamplingConfig {
@@ -75,6 +93,10 @@ impl Default for SamplingConfig {
             variance: PosteriorVariance::FixedSmall,
             trajectory_frames: 60,
             clip_x0: crate::data::DATA_RANGE,
+            method: SamplerKind::Ddpm,
+            steps: 50,
+            eta: 0.0,
+            spacing: TimestepSpacing::Trailing,
         }
     }
 }
@@ -103,12 +125,105 @@ impl SamplingConfig {
                 "must be finite and >= 0; 0 disables clipping",
             ));
         }
+        if !(self.eta.is_finite() && (0.0..=1.0).contains(&self.eta)) {
+            return Err(DdpmError::invalid(
+                &format!("{prefix}eta"),
+                self.eta,
+                "must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)",
+            ));
+        }
         Ok(())
     }
 
-    /// The sampler this config describes, over `schedule`.
+    /// Check the fields that depend on the schedule's length T.
+    pub fn validate_for(&self, prefix: &str, timesteps: usize) -> Result<()> {
+        if self.method == SamplerKind::Ddim && self.steps > timesteps {
+            return Err(DdpmError::invalid(
+                &format!("{prefix}steps"),
+                self.steps,
+                format!("must be in 1..={timesteps} (diffusion.timesteps), or 0 for all"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The DDPM sampler with this config's variance and clipping, over `schedule`.
     pub fn sampler<'a>(&self, schedule: &'a NoiseSchedule) -> DdpmSampler<'a> {
         DdpmSampler::new(schedule, self.variance).with_clip_x0(self.clip_x0)
+    }
+
+    /// The sampler `method` names, over `schedule`.
+    pub fn init<'a>(&self, schedule: &'a NoiseSchedule) -> Result<Sampler<'a>> {
+        self.validate("sampling.")?;
+        self.validate_for("sampling.", schedule.timesteps())?;
+        Ok(match self.method {
+            SamplerKind::Ddpm => Sampler::Ddpm(self.sampler(schedule)),
+            SamplerKind::Ddim => {
+                let steps = if self.steps == 0 {
+                    schedule.timesteps()
+                } else {
+                    self.steps
+                };
+                Sampler::Ddim(
+                    DdimSampler::new(schedule, steps, self.spacing, self.eta)?
+                        .with_clip_x0(self.clip_x0),
+                )
+            }
+        })
+    }
+}
+
+/// A configured sampler: DDPM or DDIM ([`SamplingConfig::init`]).
+#[derive(Debug, Clone)]
+pub enum Sampler<'a> {
+    /// Ancestral sampling over all T steps.
+    Ddpm(DdpmSampler<'a>),
+    /// DDIM over a sub-sequence.
+    Ddim(DdimSampler<'a>),
+}
+
+impl Sampler<'_> {
+    /// The paper times (`T` for x_T down to 0 for the samples) this sampler passes through.
+    pub fn visited_times(&self) -> Vec<usize> {
+        match self {
+            Sampler::Ddpm(s) => (0..=s.schedule.timesteps()).rev().collect(),
+            Sampler::Ddim(s) => s
+                .steps()
+                .iter()
+                .map(|&t| t + 1)
+                .chain(std::iter::once(0))
+                .collect(),
+        }
+    }
+
+    /// About `frames` of the visited times, evenly spread, first and last included: what to
+    /// record for the reverse-process picture and the animation.
+    pub fn frame_times(&self, frames: usize) -> Vec<usize> {
+        let visited = self.visited_times();
+        if frames < 2 || visited.len() < 2 {
+            return Vec::new();
+        }
+        let last = visited.len() - 1;
+        let mut picked: Vec<usize> = (0..frames)
+            .map(|i| visited[((i * last) as f64 / (frames - 1) as f64).round() as usize])
+            .collect();
+        picked.dedup();
+        picked
+    }
+
+    /// Draw `n` points from `model`, keeping the states at the paper times in `record`.
+    pub fn sample(
+        &self,
+        model: &MlpDenoiser,
+        n: usize,
+        rng: &mut NoiseSource,
+        record: &[usize],
+        device: &Device,
+    ) -> Result<SampleOutput> {
+        match self {
+            Sampler::Ddpm(s) => s.sample(model, n, rng, record, device),
+            Sampler::Ddim(s) => s.sample(model, n, rng, record, device),
+        }
     }
 }
 
@@ -481,5 +596,39 @@ mod tests {
             .sample(&model, 8, &mut NoiseSource::new(1), &[], &device)
             .unwrap();
         assert_eq!(out.samples.len(), 8);
+    }
+
+    #[test]
+    fn configured_samplers_record_only_times_they_visit() {
+        let schedule = ScheduleConfig::default().init().unwrap();
+        let ddpm = SamplingConfig::default().init(&schedule).unwrap();
+        assert_eq!(ddpm.frame_times(5), vec![1000, 750, 500, 250, 0]);
+        let config = SamplingConfig {
+            method: SamplerKind::Ddim,
+            steps: 10,
+            ..Default::default()
+        };
+        let ddim = config.init(&schedule).unwrap();
+        let visited = ddim.visited_times();
+        assert_eq!(visited.len(), 11);
+        assert_eq!((visited[0], visited[10]), (1000, 0));
+        let frames = ddim.frame_times(4);
+        assert_eq!(frames.len(), 4);
+        assert!(frames.iter().all(|t| visited.contains(t)));
+        // steps = 0 means all T; more than T is refused, naming the field.
+        let all = SamplingConfig {
+            steps: 0,
+            ..config.clone()
+        }
+        .init(&schedule)
+        .unwrap();
+        assert_eq!(all.visited_times().len(), 1001);
+        let err = SamplingConfig {
+            steps: 1001,
+            ..config
+        }
+        .init(&schedule)
+        .unwrap_err();
+        assert!(err.to_string().contains("sampling.steps"), "{err}");
     }
 }

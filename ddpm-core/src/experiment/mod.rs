@@ -20,6 +20,12 @@ use crate::pipeline::{self, PipelineRun, RunOptions};
 use crate::plot::{GENERATED, PALETTE, Panel, REAL, ScatterPanels};
 use crate::train::Silent;
 
+mod grid;
+
+pub use grid::{
+    ExperimentName, ExperimentReport, RunSummary, Variant, VariantResult, run_experiment,
+};
+
 /// Runs of one experiment: a base config and labelled variants of it, in order.
 #[derive(Debug, Clone)]
 pub struct Comparison {
@@ -42,6 +48,10 @@ impl Comparison {
 
     /// Run the pipeline (train, sample, measure) on `base` changed by `edit`, label it, and
     /// return the run. The edited config is validated first.
+    ///
+    /// A variant that differs from an earlier run only in its `sampling` section (DDIM steps,
+    /// eta, the variance...) samples that run's trained model instead of training a new one:
+    /// same config and seed would train the same weights anyway.
     pub fn run(
         &mut self,
         label: impl Into<String>,
@@ -54,11 +64,23 @@ impl Comparison {
         let options = RunOptions {
             untrained_baseline: false,
         };
-        let backend = format!("{:?}", self.device);
-        let run =
-            pipeline::run_with_options(&config, &self.device, &backend, &mut Silent, options)?;
+        let run = match self.trained_like(&config) {
+            Some(earlier) => pipeline::resample(earlier, &config.sampling, &self.device, options)?,
+            None => {
+                let backend = crate::Backend::label(&self.device);
+                pipeline::run_with_options(&config, &self.device, &backend, &mut Silent, options)?
+            }
+        };
         self.runs.push((label.into(), run));
         Ok(&self.runs[self.runs.len() - 1].1)
+    }
+
+    /// An earlier run whose config differs from `config` only in how it samples.
+    fn trained_like(&self, config: &ExperimentConfig) -> Option<&PipelineRun> {
+        self.runs
+            .iter()
+            .map(|(_, run)| run)
+            .find(|run| same_training(&run.config, config))
     }
 
     /// Add a run made elsewhere (e.g. the base config, run once and shared by several
@@ -135,8 +157,16 @@ impl Comparison {
             "train s",
             "sample s",
         ]);
-        for (label, run) in &self.runs {
+        for (i, (label, run)) in self.runs.iter().enumerate() {
             let r = &run.report;
+            let shared = self.runs[..i]
+                .iter()
+                .any(|(_, earlier)| same_training(&earlier.config, &run.config));
+            let train_seconds = if shared {
+                "(shared)".to_string()
+            } else {
+                format!("{:.1}", r.timings.train_seconds)
+            };
             table.push([
                 label.clone(),
                 format!("{:.5}", r.trained.energy_distance.value),
@@ -144,10 +174,58 @@ impl Comparison {
                 format!("{:.5}", r.trained.mmd_rbf.value),
                 format!("{:.1}", r.trained.mmd_rbf.ratio_to_floor()),
                 format!("{:.4}", r.final_loss),
-                format!("{:.1}", r.timings.train_seconds),
+                train_seconds,
                 format!("{:.1}", r.timings.sample_seconds),
             ]);
         }
         table
+    }
+}
+
+/// Whether two configs train the same model (they may sample differently).
+pub(crate) fn same_training(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
+    let mut a = a.clone();
+    a.sampling = b.sampling.clone();
+    a == *b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::SamplerKind;
+
+    #[test]
+    fn a_variant_that_only_samples_differently_reuses_the_trained_model() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let mut base = ExperimentConfig::default();
+        base.data.n_points = 256;
+        base.diffusion.timesteps = 40;
+        base.train.epochs = 2;
+        base.train.batch_size = 64;
+        base.sampling.n_samples = 100;
+        let mut comparison = Comparison::new("reuse", &base, &device);
+        comparison.run("ddpm", |_| {}).unwrap();
+        comparison
+            .run("ddim 10", |c| {
+                c.sampling.method = SamplerKind::Ddim;
+                c.sampling.steps = 10;
+            })
+            .unwrap();
+        comparison
+            .run("2 more epochs", |c| c.train.epochs = 4)
+            .unwrap();
+        let runs = comparison.runs();
+        let (ddpm, ddim, longer) = (&runs[0].1, &runs[1].1, &runs[2].1);
+        assert_eq!(ddim.report.history, ddpm.report.history);
+        assert_eq!(
+            ddim.report.timings.train_seconds,
+            ddpm.report.timings.train_seconds
+        );
+        assert_ne!(ddim.output.samples, ddpm.output.samples);
+        assert_eq!(longer.report.history.per_epoch.len(), 4);
+        assert_eq!(ddpm.report.backend, crate::Backend::default_cpu().name());
+        let table = comparison.table();
+        assert_eq!(table.rows[1][6], "(shared)");
+        assert_ne!(table.rows[2][6], "(shared)");
     }
 }

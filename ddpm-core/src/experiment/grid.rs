@@ -1,0 +1,476 @@
+//! Named experiment grids, the seed's "experiments to try" as `ddpm experiment <name>`: each a
+//! base config and a list of one-change variants, run with fixed seeds and written out as a
+//! comparison chart, a markdown table and JSON.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+use serde::Serialize;
+
+use super::Comparison;
+use crate::choice::choice_enum;
+use crate::config::ExperimentConfig;
+use crate::data::Dataset2d;
+use crate::diffusion::Prediction;
+use crate::loss::{LossWeighting, nll_bound};
+use crate::model::{Activation, ModelVariance, TimeEmbeddingKind};
+use crate::notebook::Table;
+use crate::pipeline::PipelineRun;
+use crate::sampling::{PosteriorVariance, SamplerKind};
+use crate::schedule::ScheduleKind;
+use crate::{DdpmError, Result, io, plot};
+
+choice_enum! {
+    /// The experiment grids `ddpm experiment <name>` runs.
+    pub enum ExperimentName ("experiment") {
+        /// Noise schedules: linear, cosine, quadratic, sigmoid.
+        Schedules = "schedules",
+        /// Number of diffusion steps T: 50, 200, 1000.
+        Steps = "steps",
+        /// Time embedding: sinusoidal, learned, none (the ablation).
+        Embedding = "embedding",
+        /// Width x depth, then the activation at the base size.
+        Network = "network",
+        /// DDIM with 10, 20, 50, 100 and 1000 steps against DDPM, on one model with T = 1000.
+        Ddim = "ddim",
+        /// Prediction targets: epsilon, x0, v.
+        Targets = "targets",
+        /// Reverse-step variance: fixed small, fixed large, learned range; with the NLL bound.
+        Variance = "variance",
+        /// Loss weighting: L_simple against min-SNR-5, for each prediction target.
+        Weighting = "weighting",
+    }
+}
+
+/// One variant of a grid: a label and the change it makes to the base config.
+pub struct Variant {
+    /// Shown in the chart and the table.
+    pub label: String,
+    /// The one change.
+    pub edit: Box<dyn Fn(&mut ExperimentConfig)>,
+}
+
+impl Variant {
+    fn new(label: impl Into<String>, edit: impl Fn(&mut ExperimentConfig) + 'static) -> Self {
+        Self {
+            label: label.into(),
+            edit: Box::new(edit),
+        }
+    }
+}
+
+impl std::fmt::Debug for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Variant")
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+impl ExperimentName {
+    /// The chart's and table's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            ExperimentName::Schedules => "Noise schedule",
+            ExperimentName::Steps => "Number of diffusion steps T",
+            ExperimentName::Embedding => "Time embedding",
+            ExperimentName::Network => "Network width, depth and activation",
+            ExperimentName::Ddim => "DDIM steps: speed against quality (T = 1000)",
+            ExperimentName::Targets => "Prediction target",
+            ExperimentName::Variance => "Reverse-step variance",
+            ExperimentName::Weighting => "Loss weighting",
+        }
+    }
+
+    /// Whether the table reports the NLL bound of each run (it costs T forward passes).
+    pub fn reports_nll(self) -> bool {
+        self == ExperimentName::Variance
+    }
+
+    /// The grid's variants, in order. The base config's own values are among them where they
+    /// fit, so the base is always a row.
+    pub fn variants(self) -> Vec<Variant> {
+        match self {
+            ExperimentName::Schedules => ScheduleKind::ALL
+                .iter()
+                .map(|&kind| Variant::new(kind.name(), move |c| c.diffusion.schedule = kind))
+                .collect(),
+            ExperimentName::Steps => [50usize, 200, 1000]
+                .into_iter()
+                .map(|t| Variant::new(format!("T = {t}"), move |c| c.diffusion.timesteps = t))
+                .collect(),
+            ExperimentName::Embedding => TimeEmbeddingKind::ALL
+                .iter()
+                .map(|&kind| Variant::new(kind.name(), move |c| c.model.time_embedding = kind))
+                .collect(),
+            ExperimentName::Network => {
+                let sizes = [(32usize, 1usize), (64, 2), (128, 3), (256, 4)];
+                let mut variants: Vec<Variant> = sizes
+                    .into_iter()
+                    .map(|(width, depth)| {
+                        Variant::new(format!("{width} x {depth}, gelu"), move |c| {
+                            c.model.hidden_size = width;
+                            c.model.depth = depth;
+                            c.model.activation = Activation::Gelu;
+                        })
+                    })
+                    .collect();
+                for &act in Activation::ALL.iter().filter(|&&a| a != Activation::Gelu) {
+                    variants.push(Variant::new(format!("128 x 3, {act}"), move |c| {
+                        c.model.hidden_size = 128;
+                        c.model.depth = 3;
+                        c.model.activation = act;
+                    }));
+                }
+                variants
+            }
+            ExperimentName::Ddim => {
+                let ddim = |steps: usize| {
+                    Variant::new(format!("DDIM {steps} steps"), move |c| {
+                        c.diffusion.timesteps = 1000;
+                        c.sampling.method = SamplerKind::Ddim;
+                        c.sampling.steps = steps;
+                        c.sampling.eta = 0.0;
+                    })
+                };
+                std::iter::once(Variant::new("DDPM 1000 steps", |c| {
+                    c.diffusion.timesteps = 1000;
+                    c.sampling.method = SamplerKind::Ddpm;
+                }))
+                .chain([10, 20, 50, 100, 1000].map(ddim))
+                .collect()
+            }
+            ExperimentName::Targets => Prediction::ALL
+                .iter()
+                .map(|&p| Variant::new(p.name(), move |c| c.model.prediction = p))
+                .collect(),
+            ExperimentName::Variance => vec![
+                Variant::new("fixed small (beta-tilde)", |c| {
+                    c.model.variance = ModelVariance::Fixed;
+                    c.sampling.variance = PosteriorVariance::FixedSmall;
+                }),
+                Variant::new("fixed large (beta)", |c| {
+                    c.model.variance = ModelVariance::Fixed;
+                    c.sampling.variance = PosteriorVariance::FixedLarge;
+                }),
+                Variant::new("learned range (hybrid loss)", |c| {
+                    c.model.variance = ModelVariance::LearnedRange;
+                }),
+            ],
+            ExperimentName::Weighting => Prediction::ALL
+                .iter()
+                .flat_map(|&p| {
+                    [LossWeighting::Simple, LossWeighting::MinSnr].map(move |w| {
+                        Variant::new(format!("{p}, {w}"), move |c| {
+                            c.model.prediction = p;
+                            c.train.weighting = w;
+                        })
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One run of a grid, as written to JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The master seed of this run.
+    pub seed: u64,
+    /// Energy distance of the samples to a held-out draw.
+    pub energy_distance: f64,
+    /// The same between two draws of the data: the best reachable.
+    pub energy_distance_floor: f64,
+    /// MMD^2 (multi-bandwidth RBF).
+    pub mmd: f64,
+    /// Its floor.
+    pub mmd_floor: f64,
+    /// Mean loss of the last epoch.
+    pub final_loss: f32,
+    /// Training wall time (of the model this run shares, if it shares one).
+    pub train_seconds: f64,
+    /// Whether this run sampled the trained model of an earlier variant (they differ only in
+    /// how they sample).
+    pub shared_training: bool,
+    /// Sampling wall time.
+    pub sample_seconds: f64,
+    /// The NLL bound of a held-out draw in bits/dim, when the grid reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nll_bits_per_dim: Option<f64>,
+}
+
+/// A variant's runs over the seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariantResult {
+    /// The variant's label.
+    pub label: String,
+    /// One run per seed.
+    pub runs: Vec<RunSummary>,
+}
+
+impl VariantResult {
+    /// Mean and sample standard deviation of `f` over the seeds.
+    pub fn mean_sd(&self, f: impl Fn(&RunSummary) -> f64) -> (f64, f64) {
+        let values: Vec<f64> = self.runs.iter().map(f).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        (mean, var.sqrt())
+    }
+}
+
+/// What `ddpm experiment <name>` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentReport {
+    /// The grid's name.
+    pub name: ExperimentName,
+    /// Its title.
+    pub title: String,
+    /// The config every variant starts from (seed: the first of the seeds).
+    pub base: ExperimentConfig,
+    /// One entry per variant, in the grid's order.
+    pub variants: Vec<VariantResult>,
+    /// The backend it ran on.
+    pub backend: String,
+    /// The first seed's runs, for the chart (not serialised).
+    #[serde(skip)]
+    pub comparison: Option<Comparison>,
+}
+
+impl ExperimentReport {
+    /// One row per variant: energy distance and MMD as multiples of their floors (mean ± sd
+    /// over the seeds), and wall times.
+    pub fn table(&self) -> Table {
+        let seeds = self.variants.first().map_or(0, |v| v.runs.len());
+        let pm = |(mean, sd): (f64, f64), digits: usize| {
+            if seeds > 1 {
+                format!("{mean:.digits$} ± {sd:.digits$}")
+            } else {
+                format!("{mean:.digits$}")
+            }
+        };
+        let mut headers = vec![
+            "variant".to_string(),
+            "energy distance".into(),
+            "ED x floor".into(),
+            "MMD^2 x floor".into(),
+            "train s".into(),
+            "sample s".into(),
+        ];
+        if self.name.reports_nll() {
+            headers.push("NLL bound (bits/dim)".into());
+        }
+        let mut table = Table::new(headers);
+        for v in &self.variants {
+            let mut row = vec![
+                v.label.clone(),
+                pm(v.mean_sd(|r| r.energy_distance), 5),
+                pm(
+                    v.mean_sd(|r| r.energy_distance / r.energy_distance_floor),
+                    1,
+                ),
+                pm(v.mean_sd(|r| r.mmd / r.mmd_floor), 1),
+                if v.runs.iter().all(|r| r.shared_training) {
+                    "(shared)".to_string()
+                } else {
+                    pm(v.mean_sd(|r| r.train_seconds), 1)
+                },
+                pm(v.mean_sd(|r| r.sample_seconds), 2),
+            ];
+            if self.name.reports_nll() {
+                row.push(pm(v.mean_sd(|r| r.nll_bits_per_dim.unwrap_or(f64::NAN)), 3));
+            }
+            table.push(row);
+        }
+        table
+    }
+
+    /// Write `comparison.png` (the first seed's samples), `results.md` and `results.json` into
+    /// `dir`, each atomically. Returns the paths written.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).map_err(|e| DdpmError::io(dir, e))?;
+        let mut written = Vec::new();
+        if let Some(comparison) = &self.comparison {
+            let path = dir.join("comparison.png");
+            plot::save_png(&comparison.chart(), &path)?;
+            written.push(path);
+        }
+        let seeds: Vec<String> = self
+            .variants
+            .first()
+            .map(|v| v.runs.iter().map(|r| r.seed.to_string()).collect())
+            .unwrap_or_default();
+        let markdown = format!(
+            "# {}\n\nBackend {}, seeds {}; each cell is the mean{} over the seeds. \
+             Floors: energy distance and MMD^2 between two draws of the data.\n\n{}",
+            self.title,
+            self.backend,
+            seeds.join(", "),
+            if seeds.len() > 1 { " ± sd" } else { "" },
+            self.table().to_markdown()
+        );
+        let md = dir.join("results.md");
+        io::write_atomic(&md, markdown.as_bytes())?;
+        written.push(md);
+        let json = dir.join("results.json");
+        let text = serde_json::to_string_pretty(self).expect("report serialises");
+        io::write_atomic(&json, text.as_bytes())?;
+        written.push(json);
+        Ok(written)
+    }
+}
+
+/// Run the grid `name` from `base`, once per seed in `base.seed .. base.seed + seeds`.
+///
+/// Variants that differ only in how they sample share one trained model per seed (see
+/// [`Comparison::run`]). `progress` hears about each run as it finishes.
+pub fn run_experiment(
+    name: ExperimentName,
+    base: &ExperimentConfig,
+    seeds: usize,
+    device: &Device,
+    progress: &mut dyn FnMut(&str, u64, &PipelineRun),
+) -> Result<ExperimentReport> {
+    if !(1..=100).contains(&seeds) {
+        return Err(DdpmError::invalid("seeds", seeds, "must be in 1..=100"));
+    }
+    base.validate()?;
+    let variants = name.variants();
+    for v in &variants {
+        let mut config = base.clone();
+        (v.edit)(&mut config);
+        config.validate().map_err(|e| DdpmError::InvalidInput {
+            field: "experiment",
+            message: format!("variant `{}` of `{name}`: {e}", v.label),
+        })?;
+    }
+    let mut results: Vec<VariantResult> = variants
+        .iter()
+        .map(|v| VariantResult {
+            label: v.label.clone(),
+            runs: Vec::new(),
+        })
+        .collect();
+    let mut first = None;
+    for k in 0..seeds as u64 {
+        let mut seeded_base = base.clone();
+        seeded_base.seed = base.seed.wrapping_add(k);
+        let mut comparison = Comparison::new(name.title(), &seeded_base, device);
+        for (v, result) in variants.iter().zip(&mut results) {
+            comparison.run(v.label.clone(), |c| (v.edit)(c))?;
+            let (done, last) = comparison.runs().split_at(comparison.runs().len() - 1);
+            let run = &last[0].1;
+            let shared_training = done
+                .iter()
+                .any(|(_, e)| super::same_training(&e.config, &run.config));
+            let nll = if name.reports_nll() {
+                Some(held_out_nll(run, device)?)
+            } else {
+                None
+            };
+            let r = &run.report;
+            result.runs.push(RunSummary {
+                seed: seeded_base.seed,
+                energy_distance: r.trained.energy_distance.value,
+                energy_distance_floor: r.trained.energy_distance.floor,
+                mmd: r.trained.mmd_rbf.value,
+                mmd_floor: r.trained.mmd_rbf.floor,
+                final_loss: r.final_loss,
+                train_seconds: r.timings.train_seconds,
+                shared_training,
+                sample_seconds: r.timings.sample_seconds,
+                nll_bits_per_dim: nll,
+            });
+            progress(&v.label, seeded_base.seed, run);
+        }
+        if first.is_none() {
+            first = Some(comparison);
+        }
+    }
+    Ok(ExperimentReport {
+        name,
+        title: name.title().to_string(),
+        base: base.clone(),
+        variants: results,
+        backend: crate::Backend::label(device),
+        comparison: first,
+    })
+}
+
+/// Points in the NLL bound's held-out draw.
+const NLL_POINTS: usize = 1000;
+
+/// The NLL bound of a fresh held-out draw of the run's dataset, with the run's variance.
+fn held_out_nll(run: &PipelineRun, device: &Device) -> Result<f64> {
+    let seeds = run.config.seeds();
+    let points = Dataset2d::generate(run.config.data.dataset, NLL_POINTS, seeds.eval);
+    let bound = nll_bound(
+        &run.model,
+        &run.schedule,
+        &points.points,
+        run.config.sampling.variance,
+        seeds.sample,
+        device,
+    )?;
+    Ok(bound.bits_per_dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_of_every_grid_is_a_valid_change_of_the_quick_and_default_configs() {
+        for base in [ExperimentConfig::quick(), ExperimentConfig::default()] {
+            for &name in ExperimentName::ALL {
+                let variants = name.variants();
+                assert!(variants.len() >= 3, "{name}");
+                let mut labels: Vec<&str> = variants.iter().map(|v| v.label.as_str()).collect();
+                labels.sort_unstable();
+                labels.dedup();
+                assert_eq!(labels.len(), variants.len(), "{name}: duplicate labels");
+                let mut configs = Vec::new();
+                for v in &variants {
+                    let mut config = base.clone();
+                    (v.edit)(&mut config);
+                    config
+                        .validate()
+                        .unwrap_or_else(|e| panic!("{name}/{}: {e}", v.label));
+                    configs.push(config);
+                }
+                // Each variant changes something: no two run the same config.
+                for i in 0..configs.len() {
+                    for j in i + 1..configs.len() {
+                        assert_ne!(configs[i], configs[j], "{name}: {i} and {j}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mean_and_sample_sd_over_seeds() {
+        let run = |ed: f64| RunSummary {
+            seed: 0,
+            energy_distance: ed,
+            energy_distance_floor: 1.0,
+            mmd: 0.0,
+            mmd_floor: 1.0,
+            final_loss: 0.0,
+            train_seconds: 0.0,
+            shared_training: false,
+            sample_seconds: 0.0,
+            nll_bits_per_dim: None,
+        };
+        let v = VariantResult {
+            label: "x".into(),
+            runs: vec![run(1.0), run(2.0), run(3.0)],
+        };
+        let (mean, sd) = v.mean_sd(|r| r.energy_distance);
+        assert_eq!((mean, sd), (2.0, 1.0));
+    }
+}
