@@ -89,6 +89,15 @@ impl ExperimentConfig {
         self.sampling.validate("sampling.")?;
         self.sampling
             .validate_for("sampling.", self.diffusion.timesteps)?;
+        if self.model.variance == crate::model::ModelVariance::LearnedRange
+            && self.train.vlb_weight <= 0.0
+        {
+            return Err(DdpmError::invalid(
+                "train.vlb_weight",
+                self.train.vlb_weight,
+                "must be > 0 when model.variance = learned_range: the bound term is all that trains the variance",
+            ));
+        }
         if self.train.batch_size > self.data.n_points {
             return Err(DdpmError::invalid(
                 "train.batch_size",
@@ -100,6 +109,10 @@ impl ExperimentConfig {
     }
 
     /// The per-purpose seeds: changing the sampling seed does not change training, and so on.
+    ///
+    /// They are the master seed plus small offsets, so master seeds 42 and 43 share streams
+    /// (43's data stream is 42's initial weights). A sweep over seeds should space them apart, as
+    /// [`crate::experiment::run_experiment`] does ([`crate::experiment::SEED_STRIDE`]).
     pub fn seeds(&self) -> Seeds {
         let s = self.seed;
         Seeds {
@@ -240,6 +253,13 @@ mod tests {
             ),
             (|c| c.train.min_snr_gamma = 0.0, "train.min_snr_gamma"),
             (|c| c.train.vlb_weight = -0.1, "train.vlb_weight"),
+            (
+                |c| {
+                    c.model.variance = crate::model::ModelVariance::LearnedRange;
+                    c.train.vlb_weight = 0.0;
+                },
+                "train.vlb_weight",
+            ),
         ];
         for (edit, field) in cases {
             let mut c = ExperimentConfig::default();

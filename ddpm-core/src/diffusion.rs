@@ -39,10 +39,8 @@ impl Prediction {
             Prediction::Epsilon => noise,
             Prediction::X0 => x0,
             Prediction::V => {
-                let device = x0.device();
-                let signal: Tensor<D> = gather(&schedule.sqrt_alpha_bar, t, &device);
-                let spread: Tensor<D> = gather(&schedule.sqrt_one_minus_alpha_bar, t, &device);
-                noise * signal - x0 * spread
+                scale(noise, &schedule.sqrt_alpha_bar, t)
+                    - scale(x0, &schedule.sqrt_one_minus_alpha_bar, t)
             }
         }
     }
@@ -61,28 +59,39 @@ impl Prediction {
         t: &[usize],
         output: Tensor<D>,
     ) -> (Tensor<D>, Tensor<D>) {
-        let device = x_t.device();
-        let coef = |values: &[f64]| -> Tensor<D> { gather(values, t, &device) };
+        let k = |x: Tensor<D>, values: &[f64]| scale(x, values, t);
         match self {
             Prediction::Epsilon => {
-                let x0 = x_t * coef(&schedule.sqrt_recip_alpha_bar)
-                    - output.clone() * coef(&schedule.sqrt_recipm1_alpha_bar);
+                let x0 = k(x_t, &schedule.sqrt_recip_alpha_bar)
+                    - k(output.clone(), &schedule.sqrt_recipm1_alpha_bar);
                 (x0, output)
             }
             Prediction::X0 => {
-                let eps = (x_t - output.clone() * coef(&schedule.sqrt_alpha_bar))
-                    / coef(&schedule.sqrt_one_minus_alpha_bar);
+                let eps = k(
+                    x_t - k(output.clone(), &schedule.sqrt_alpha_bar),
+                    &schedule.sqrt_recip_one_minus_alpha_bar,
+                );
                 (output, eps)
             }
             Prediction::V => {
-                let (signal, spread) = (
-                    coef(&schedule.sqrt_alpha_bar),
-                    coef(&schedule.sqrt_one_minus_alpha_bar),
-                );
-                let x0 = x_t.clone() * signal.clone() - output.clone() * spread.clone();
-                let eps = x_t * spread + output * signal;
+                let x0 = k(x_t.clone(), &schedule.sqrt_alpha_bar)
+                    - k(output.clone(), &schedule.sqrt_one_minus_alpha_bar);
+                let eps = k(x_t, &schedule.sqrt_one_minus_alpha_bar)
+                    + k(output, &schedule.sqrt_alpha_bar);
                 (x0, eps)
             }
+        }
+    }
+}
+
+/// `x` times a schedule coefficient at `t`: one timestep per sample (a broadcast column), or a
+/// single timestep for the whole batch (a scalar, the fast path of sampling).
+fn scale<const D: usize>(x: Tensor<D>, values: &[f64], t: &[usize]) -> Tensor<D> {
+    match t {
+        [one] => x.mul_scalar(values[*one]),
+        _ => {
+            let device = x.device();
+            x * gather::<D>(values, t, &device)
         }
     }
 }
@@ -116,10 +125,7 @@ pub fn q_sample<const D: usize>(
     t: &[usize],
     noise: Tensor<D>,
 ) -> Tensor<D> {
-    let device = x0.device();
-    let signal: Tensor<D> = gather(&schedule.sqrt_alpha_bar, t, &device);
-    let spread: Tensor<D> = gather(&schedule.sqrt_one_minus_alpha_bar, t, &device);
-    x0 * signal + noise * spread
+    scale(x0, &schedule.sqrt_alpha_bar, t) + scale(noise, &schedule.sqrt_one_minus_alpha_bar, t)
 }
 
 /// One step of the forward chain, q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)
@@ -203,9 +209,9 @@ pub fn learned_log_variance<const D: usize>(
 /// The simplified DDPM objective L_simple (Ho et al. eq. 14): the mean squared error between the
 /// noise added to x_0 and the noise the model predicts from x_t. Returns a scalar `[1]` tensor.
 ///
-/// This is the loss of an epsilon-predicting model with a fixed variance, written out for the
-/// tutorial; [`crate::loss::training_loss`] handles every prediction target, weighting and the
-/// learned variance.
+/// This is the loss of an epsilon-predicting model, written out for the tutorial; a model that
+/// predicts x_0 or v is compared with its own target instead, so the function is never silently
+/// wrong. [`crate::loss::training_loss`] adds the weighting and the learned variance's term.
 pub fn noise_prediction_loss(
     model: &MlpDenoiser,
     schedule: &NoiseSchedule,
@@ -214,9 +220,10 @@ pub fn noise_prediction_loss(
     noise: Tensor<2>,
 ) -> Tensor<1> {
     let device = x0.device();
-    let x_t = q_sample(schedule, x0, t, noise.clone());
+    let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
     let predicted = model.predict(x_t, timestep_tensor(t, &device)).value;
-    (predicted - noise).square().mean()
+    let target = model.config().prediction.target(schedule, x0, noise, t);
+    (predicted - target).square().mean()
 }
 
 /// The mean of p_theta(x_{t-1} | x_t) written with the predicted noise (Ho et al. eq. 11):

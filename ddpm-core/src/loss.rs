@@ -33,11 +33,33 @@ choice_enum! {
     pub enum LossWeighting ("loss weighting") {
         /// Every timestep counts the same in the target's own units (L_simple).
         Simple = "simple",
-        /// Min-SNR-gamma (Hang et al. 2023): in x_0 units a timestep weighs min(SNR_t, gamma),
-        /// so the nearly clean steps (huge SNR) stop dominating an x_0 loss and the very noisy ones
-        /// stop dominating an epsilon loss. `train.min_snr_gamma` sets gamma.
+        /// Min-SNR-gamma (Hang et al. 2023): in x_0 units a timestep weighs min(SNR_t, gamma).
+        /// An epsilon loss weighs each step by SNR_t in x_0 units, so its nearly clean steps
+        /// (huge SNR) are capped at gamma; an x_0 loss weighs every step 1, so its very noisy
+        /// steps (SNR < 1) are turned down. `train.min_snr_gamma` sets gamma.
         MinSnr = "min_snr",
     }
+}
+
+/// What a model with this config minimises, in words, e.g. `"L_simple (MSE of eps)"` or
+/// `"min-SNR-5 MSE of v + 0.001 T L_vlb"`: for chart titles and tables.
+pub fn objective_name(model: &crate::model::DenoiserConfig, train: &TrainConfig) -> String {
+    let target = match model.prediction {
+        Prediction::Epsilon => "eps",
+        Prediction::X0 => "x0",
+        Prediction::V => "v",
+    };
+    let mut name = match train.weighting {
+        LossWeighting::Simple if model.prediction == Prediction::Epsilon => {
+            "L_simple (MSE of eps)".to_string()
+        }
+        LossWeighting::Simple => format!("MSE of {target}"),
+        LossWeighting::MinSnr => format!("min-SNR-{} MSE of {target}", train.min_snr_gamma),
+    };
+    if model.variance == crate::model::ModelVariance::LearnedRange {
+        name.push_str(&format!(" + {} T L_vlb", train.vlb_weight));
+    }
+    name
 }
 
 /// The per-sample loss weights of min-SNR-gamma, expressed for the target the model predicts.
@@ -115,10 +137,12 @@ pub fn vlb_terms(
         log_var.clone(),
     ));
     let decoder = per_dim(gaussian_nll(x0, model_mean, log_var));
+    // Select, not blend: 0 * inf in the unused term would be NaN.
     let at_zero: Vec<f64> = t.iter().map(|&i| f64::from(u8::from(i == 0))).collect();
-    let at_zero: Tensor<2> = per_sample(&at_zero, &device);
-    let terms = decoder * at_zero.clone() + kl * at_zero.neg().add_scalar(1.0);
-    terms.expand([batch, 1]).reshape([batch])
+    let at_zero = per_sample::<2>(&at_zero, &device)
+        .expand([batch, 1])
+        .equal_elem(1.0);
+    kl.mask_where(at_zero, decoder).reshape([batch])
 }
 
 /// The parts of one training loss.
@@ -234,6 +258,9 @@ impl NllBound {
 /// The variational bound on the NLL of `points` under `model` (improved-diffusion's
 /// `calc_bpd_loop`): every timestep is visited once with a fresh noise draw from `seed`.
 ///
+/// The bound is of the model's own reverse process, with the predicted x_0 as the network gives
+/// it: sampling's `clip_x0` is not applied (with the default bound it rarely binds).
+///
 /// A model with a learned variance uses it; a fixed-variance model uses `fixed`. Costs T forward
 /// passes over the points.
 pub fn nll_bound(
@@ -316,6 +343,20 @@ mod tests {
 
     fn scalar(x: Tensor<1>) -> f64 {
         f64::from(x.into_scalar::<f32>())
+    }
+
+    #[test]
+    fn objective_names_say_what_is_minimised() {
+        let mut model = DenoiserConfig::default();
+        let mut train = TrainConfig::default();
+        assert_eq!(objective_name(&model, &train), "L_simple (MSE of eps)");
+        model.prediction = Prediction::V;
+        train.weighting = LossWeighting::MinSnr;
+        model.variance = ModelVariance::LearnedRange;
+        assert_eq!(
+            objective_name(&model, &train),
+            "min-SNR-5 MSE of v + 0.001 T L_vlb"
+        );
     }
 
     #[test]

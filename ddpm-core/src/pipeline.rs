@@ -367,8 +367,10 @@ impl PipelineRun {
             per_step: self.report.history.per_step.clone(),
             per_epoch: self.report.history.per_epoch.clone(),
             title: format!(
-                "Training loss ({}, {} epochs)",
-                self.config.data.dataset, self.config.train.epochs
+                "Training loss: {} ({}, {} epochs)",
+                crate::loss::objective_name(&self.config.model, &self.config.train),
+                self.config.data.dataset,
+                self.config.train.epochs
             ),
         }
     }

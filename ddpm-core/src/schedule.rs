@@ -183,6 +183,8 @@ pub struct NoiseSchedule {
     pub sqrt_alpha_bar: Vec<f64>,
     /// sqrt(1 - alpha-bar_t): the standard deviation of the noise in x_t.
     pub sqrt_one_minus_alpha_bar: Vec<f64>,
+    /// 1 / sqrt(1 - alpha-bar_t), to recover the noise from x_t and x_0.
+    pub sqrt_recip_one_minus_alpha_bar: Vec<f64>,
     /// 1 / sqrt(alpha-bar_t), to recover x_0 from x_t and the noise.
     pub sqrt_recip_alpha_bar: Vec<f64>,
     /// sqrt(1 / alpha-bar_t - 1), ditto.
@@ -238,6 +240,7 @@ impl NoiseSchedule {
             sqrt_alpha_bar: map(&|t| alpha_bar[t].sqrt()),
             sqrt_one_minus_alpha_bar: map(&|t| (1.0 - alpha_bar[t]).sqrt()),
             sqrt_recip_alpha_bar: map(&|t| 1.0 / alpha_bar[t].sqrt()),
+            sqrt_recip_one_minus_alpha_bar: map(&|t| 1.0 / (1.0 - alpha_bar[t]).sqrt()),
             sqrt_recipm1_alpha_bar: map(&|t| (1.0 / alpha_bar[t] - 1.0).sqrt()),
             posterior_mean_coef1: map(&|t| {
                 betas[t] * alpha_bar_prev[t].sqrt() / (1.0 - alpha_bar[t])

@@ -23,7 +23,8 @@ use crate::train::Silent;
 mod grid;
 
 pub use grid::{
-    ExperimentName, ExperimentReport, RunSummary, Variant, VariantResult, run_experiment,
+    ExperimentName, ExperimentReport, RunSummary, SEED_STRIDE, Variant, VariantResult,
+    run_experiment,
 };
 
 /// Runs of one experiment: a base config and labelled variants of it, in order.
@@ -153,7 +154,7 @@ impl Comparison {
             "x floor",
             "MMD^2",
             "x floor",
-            "final loss",
+            "final loss (own objective)",
             "train s",
             "sample s",
         ]);

@@ -222,7 +222,7 @@ impl Chart for LossCurve {
         chart
             .configure_mesh()
             .x_desc("optimizer step")
-            .y_desc("L_simple = |eps - eps_theta|^2 (log scale)")
+            .y_desc("training loss (log scale)")
             .x_label_formatter(&|v| format!("{v:.0}"))
             .label_style((FAMILY, LABEL_SIZE))
             .axis_desc_style((FAMILY, CAPTION_SIZE))

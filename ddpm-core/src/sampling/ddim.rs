@@ -130,9 +130,9 @@ impl<'a> DdimSampler<'a> {
                 .sqrt()
     }
 
-    /// One step from x_t to x_prev (`prev` = `None` lands on x_0), given the model's prediction
-    /// `output` at (x_t, t) (the noise for an epsilon model) and fresh standard normal `noise`
-    /// (unused when sigma is 0).
+    /// One step from x_t to x_prev (`prev` = `None` lands on x_0), given the model's `output` at
+    /// (x_t, t) (the noise for an epsilon model) and fresh standard normal `noise` (unused when
+    /// sigma is 0). A learned variance's columns, if `output` carries them, are ignored.
     pub fn step<const D: usize>(
         &self,
         output: Tensor<D>,
@@ -143,6 +143,12 @@ impl<'a> DdimSampler<'a> {
     ) -> Tensor<D> {
         // 1. predict x_0 (Song et al. eq. 12, "predicted x_0"); when it is clipped, the noise
         //    is re-derived from the clipped x_0 so that both terms below agree (as diffusers does)
+        let width = x_t.dims()[1];
+        let output = if output.dims()[1] == 2 * width {
+            output.narrow(1, 0, width)
+        } else {
+            output
+        };
         let (x0, eps) = self
             .prediction
             .to_x0_and_eps(self.schedule, x_t.clone(), &[t], output);
@@ -244,12 +250,20 @@ impl<'a> DdimSampler<'a> {
         let mut from: Option<usize> = None;
         for &t in self.steps.iter().rev() {
             let output = model.predict_at(x.clone(), t).value;
-            let (_, eps) = prediction.to_x0_and_eps(self.schedule, x.clone(), &[t], output);
-            let ab_from = self.alpha_bar(from);
+            // Read the output at the level x is at now (as diffusers' DDIMInverseScheduler does),
+            // then move x_0 and the noise to step t.
+            let (x0_pred, eps) = match (from, prediction) {
+                (Some(level), _) => {
+                    prediction.to_x0_and_eps(self.schedule, x.clone(), &[level], output)
+                }
+                // x is the data itself (alpha-bar = 1): x_0 = x, and eps or v is the noise
+                (None, Prediction::Epsilon | Prediction::V) => (x.clone(), output),
+                // an x_0 model says nothing about the noise at alpha-bar = 1: read it at step 0
+                (None, Prediction::X0) => {
+                    prediction.to_x0_and_eps(self.schedule, x.clone(), &[0], output)
+                }
+            };
             let ab = self.alpha_bar(Some(t));
-            // x_0 implied by the current state, then moved to step t along the same eps
-            let x0_pred =
-                (x - eps.clone().mul_scalar((1.0 - ab_from).sqrt())).div_scalar(ab_from.sqrt());
             x = x0_pred.mul_scalar(ab.sqrt()) + eps.mul_scalar((1.0 - ab).sqrt());
             from = Some(t);
         }

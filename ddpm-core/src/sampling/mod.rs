@@ -13,7 +13,7 @@ pub use ddim::{DdimSampler, TimestepSpacing, timestep_subsequence};
 
 use crate::choice::choice_enum;
 use crate::diffusion::{Prediction, learned_log_variance, q_posterior};
-use crate::model::{MlpDenoiser, ModelVariance};
+use crate::model::MlpDenoiser;
 use crate::notebook::Table;
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
@@ -310,7 +310,6 @@ pub struct DdpmSampler<'a> {
     variance: PosteriorVariance,
     clip_x0: Option<f32>,
     prediction: Prediction,
-    learned_variance: bool,
 }
 
 impl<'a> DdpmSampler<'a> {
@@ -322,7 +321,6 @@ impl<'a> DdpmSampler<'a> {
             variance,
             clip_x0: None,
             prediction: Prediction::Epsilon,
-            learned_variance: false,
         }
     }
 
@@ -332,12 +330,10 @@ impl<'a> DdpmSampler<'a> {
         self
     }
 
-    /// Read model outputs as `model` writes them: its prediction target, and its variance if it
-    /// learned one (which then replaces the fixed variance). [`Self::sample`] does this itself;
-    /// use it before calling [`Self::step`] by hand.
+    /// Read model outputs as `model` writes them (its prediction target). [`Self::sample`]
+    /// does this itself; use it before calling [`Self::step`] by hand.
     pub fn for_model(mut self, model: &MlpDenoiser) -> Self {
         self.prediction = model.config().prediction;
-        self.learned_variance = model.config().variance == ModelVariance::LearnedRange;
         self
     }
 
@@ -350,8 +346,13 @@ impl<'a> DdpmSampler<'a> {
         }
     }
 
-    /// One reverse step x_t -> x_{t-1}, given the model's raw `output` at (x_t, t) (the noise
-    /// for an epsilon model) and fresh standard normal `noise` (unused at t = 0).
+    /// One reverse step x_t -> x_{t-1}, given the model's raw output at (x_t, t) (`forward` or
+    /// `forward_at`: the noise for an epsilon model) and fresh standard normal `noise` (unused
+    /// at t = 0).
+    ///
+    /// An output twice as wide as `x_t` carries a learned variance in its second half (see
+    /// [`crate::model::ModelVariance`]), which then replaces the fixed one; an output as wide as
+    /// `x_t` (or `predict(..).value`) uses the fixed variance.
     pub fn step<const D: usize>(
         &self,
         output: Tensor<D>,
@@ -359,7 +360,12 @@ impl<'a> DdpmSampler<'a> {
         x_t: Tensor<D>,
         noise: Tensor<D>,
     ) -> Tensor<D> {
-        self.step_parts(output, t, x_t, noise).x_prev
+        let (_, _, mean, learned_sigma) = self.reverse(output, t, x_t.clone());
+        match learned_sigma {
+            _ if t == 0 => mean,
+            Some(sigma) => mean + noise * sigma,
+            None => mean + noise.mul_scalar(self.sigma(t)),
+        }
     }
 
     /// [`Self::step`] with its intermediate values, to look inside one step.
@@ -370,8 +376,33 @@ impl<'a> DdpmSampler<'a> {
         x_t: Tensor<D>,
         noise: Tensor<D>,
     ) -> ReverseStep<D> {
-        let (value, variance) = if self.learned_variance {
-            let width = output.dims()[1] / 2;
+        let (x0_pred, eps, mean, learned_sigma) = self.reverse(output, t, x_t.clone());
+        let sigma = match learned_sigma {
+            _ if t == 0 => mean.zeros_like(),
+            Some(sigma) => sigma,
+            None => mean.zeros_like().add_scalar(self.sigma(t)),
+        };
+        let x_prev = mean.clone() + noise * sigma.clone();
+        ReverseStep {
+            x_t,
+            eps,
+            x0_pred,
+            mean,
+            sigma,
+            x_prev,
+        }
+    }
+
+    /// The predicted x_0 and noise, the mean, and the learned noise scale (`None`: the fixed
+    /// [`Self::sigma`]) of the step from x_t.
+    fn reverse<const D: usize>(
+        &self,
+        output: Tensor<D>,
+        t: usize,
+        x_t: Tensor<D>,
+    ) -> (Tensor<D>, Tensor<D>, Tensor<D>, Option<Tensor<D>>) {
+        let width = x_t.dims()[1];
+        let (value, variance) = if output.dims()[1] == 2 * width {
             (
                 output.clone().narrow(1, 0, width),
                 Some(output.narrow(1, width, width)),
@@ -388,24 +419,14 @@ impl<'a> DdpmSampler<'a> {
             None => x0_pred,
         };
         // 2. mean of the posterior q(x_{t-1} | x_t, x_0) (eq. 7); equals eq. 11's mu_theta
-        let mean = q_posterior(self.schedule, x0_pred.clone(), x_t.clone(), t).mean;
-        // 3. add noise with standard deviation sigma_t, except at the last step (Algorithm 2)
-        let sigma = match variance {
-            _ if t == 0 => mean.zeros_like(),
-            Some(values) => learned_log_variance(self.schedule, values, &[t])
+        let mean = q_posterior(self.schedule, x0_pred.clone(), x_t, t).mean;
+        // 3. a learned noise scale sigma_t (Improved DDPM eq. 15), if the model has one
+        let sigma = variance.map(|values| {
+            learned_log_variance(self.schedule, values, &[t])
                 .mul_scalar(0.5)
-                .exp(),
-            None => mean.zeros_like().add_scalar(self.sigma(t)),
-        };
-        let x_prev = mean.clone() + noise * sigma.clone();
-        ReverseStep {
-            x_t,
-            eps,
-            x0_pred,
-            mean,
-            sigma,
-            x_prev,
-        }
+                .exp()
+        });
+        (x0_pred, eps, mean, sigma)
     }
 
     /// Draw `n` points: start from x_T ~ N(0, I) and apply [`Self::step`] for t = T-1, ..., 0.
@@ -571,11 +592,11 @@ mod tests {
         let device = crate::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig::default().init().unwrap();
         let config = crate::model::DenoiserConfig {
-            variance: ModelVariance::LearnedRange,
+            variance: crate::model::ModelVariance::LearnedRange,
             ..Default::default()
         };
         let model = crate::rng::seeded(&device, 1, || config.init(1000, &device));
-        let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall).for_model(&model);
+        let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
         let t = 200;
         let x_t = Tensor::<2>::zeros([2, 2], &device);
         let sigma_for = |v: f32| -> Vec<f32> {
