@@ -1,8 +1,11 @@
 //! # ddpm-core
 //!
 //! Denoising diffusion probabilistic models (Ho et al. 2020) on [burn](https://burn.dev), written
-//! to be read and changed: noise schedules, the forward process, a denoiser with a time embedding,
-//! training, DDPM sampling, toy datasets, sample-quality metrics and charts.
+//! to be read and changed: noise schedules, the forward process, a denoiser with a time embedding
+//! that predicts the noise, x_0 or the velocity (optionally with a learned variance), training
+//! with L_simple, min-SNR weighting or the hybrid loss, DDPM and DDIM sampling, the likelihood
+//! bound, toy datasets, sample-quality metrics, charts, and experiment grids
+//! ([`experiment::run_experiment`]).
 //!
 //! The data flows one way: config -> data -> schedule + model -> trainer -> sampler -> metrics ->
 //! charts. The whole flow on a tiny budget:
