@@ -147,8 +147,9 @@ pub fn predict_x0_from_eps<const D: usize>(
     t: usize,
     eps: Tensor<D>,
 ) -> Tensor<D> {
-    x_t.mul_scalar(schedule.sqrt_recip_alpha_bar[t])
-        - eps.mul_scalar(schedule.sqrt_recipm1_alpha_bar[t])
+    Prediction::Epsilon
+        .to_x0_and_eps(schedule, x_t, &[t], eps)
+        .0
 }
 
 /// Mean and variance of the posterior q(x_{t-1} | x_t, x_0) (Ho et al. eq. 6-7).
@@ -170,24 +171,21 @@ pub fn q_posterior<const D: usize>(
     t: usize,
 ) -> Posterior<D> {
     Posterior {
-        mean: x0.mul_scalar(schedule.posterior_mean_coef1[t])
-            + x_t.mul_scalar(schedule.posterior_mean_coef2[t]),
+        mean: q_posterior_mean(schedule, x0, x_t, &[t]),
         variance: schedule.posterior_variance[t],
         log_variance_clipped: schedule.posterior_log_variance_clipped[t],
     }
 }
 
-/// The posterior mean mu-tilde_t(x_t, x_0) of eq. 7 with one timestep per sample.
+/// The posterior mean mu-tilde_t(x_t, x_0) of eq. 7, with one timestep per sample or one for
+/// the whole batch.
 pub fn q_posterior_mean<const D: usize>(
     schedule: &NoiseSchedule,
     x0: Tensor<D>,
     x_t: Tensor<D>,
     t: &[usize],
 ) -> Tensor<D> {
-    let device = x0.device();
-    let c1: Tensor<D> = gather(&schedule.posterior_mean_coef1, t, &device);
-    let c2: Tensor<D> = gather(&schedule.posterior_mean_coef2, t, &device);
-    x0 * c1 + x_t * c2
+    scale(x0, &schedule.posterior_mean_coef1, t) + scale(x_t, &schedule.posterior_mean_coef2, t)
 }
 
 /// The log variance of a learned-range reverse step (Nichol & Dhariwal 2021, eq. 15): the
@@ -199,11 +197,13 @@ pub fn learned_log_variance<const D: usize>(
     values: Tensor<D>,
     t: &[usize],
 ) -> Tensor<D> {
-    let device = values.device();
-    let max_log: Tensor<D> = gather(&schedule.log_betas, t, &device);
-    let min_log: Tensor<D> = gather(&schedule.posterior_log_variance_clipped, t, &device);
     let frac = values.add_scalar(1.0).div_scalar(2.0);
-    frac.clone() * max_log + frac.neg().add_scalar(1.0) * min_log
+    scale(frac.clone(), &schedule.log_betas, t)
+        + scale(
+            frac.neg().add_scalar(1.0),
+            &schedule.posterior_log_variance_clipped,
+            t,
+        )
 }
 
 /// The simplified DDPM objective L_simple (Ho et al. eq. 14): the mean squared error between the

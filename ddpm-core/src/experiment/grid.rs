@@ -377,11 +377,9 @@ pub fn run_experiment(
         let mut comparison = Comparison::new(name.title(), &seeded_base, device);
         for (v, result) in variants.iter().zip(&mut results) {
             comparison.run(v.label.clone(), |c| (v.edit)(c))?;
-            let (done, last) = comparison.runs().split_at(comparison.runs().len() - 1);
-            let run = &last[0].1;
-            let shared_training = done
-                .iter()
-                .any(|(_, e)| super::same_training(&e.config, &run.config));
+            let index = comparison.runs().len() - 1;
+            let shared_training = comparison.shares_training(index);
+            let run = &comparison.runs()[index].1;
             let nll = if name.reports_nll() {
                 Some(held_out_nll(run, device)?)
             } else {

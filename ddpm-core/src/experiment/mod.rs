@@ -84,6 +84,14 @@ impl Comparison {
             .find(|run| same_training(&run.config, config))
     }
 
+    /// Whether run `index` sampled the trained model of an earlier run (see [`Self::run`]).
+    pub fn shares_training(&self, index: usize) -> bool {
+        let config = &self.runs[index].1.config;
+        self.runs[..index]
+            .iter()
+            .any(|(_, earlier)| same_training(&earlier.config, config))
+    }
+
     /// Add a run made elsewhere (e.g. the base config, run once and shared by several
     /// comparisons: the same config and seed give the same numbers, so there is no need to train
     /// it again).
@@ -160,10 +168,7 @@ impl Comparison {
         ]);
         for (i, (label, run)) in self.runs.iter().enumerate() {
             let r = &run.report;
-            let shared = self.runs[..i]
-                .iter()
-                .any(|(_, earlier)| same_training(&earlier.config, &run.config));
-            let train_seconds = if shared {
+            let train_seconds = if self.shares_training(i) {
                 "(shared)".to_string()
             } else {
                 format!("{:.1}", r.timings.train_seconds)
@@ -184,7 +189,7 @@ impl Comparison {
 }
 
 /// Whether two configs train the same model (they may sample differently).
-pub(crate) fn same_training(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
+fn same_training(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
     let mut a = a.clone();
     a.sampling = b.sampling.clone();
     a == *b

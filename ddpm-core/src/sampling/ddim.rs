@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 
-use super::{Frame, SampleOutput, to_points};
+use super::{Frame, SampleOutput, split_output, to_points};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
 use crate::model::MlpDenoiser;
@@ -143,12 +143,7 @@ impl<'a> DdimSampler<'a> {
     ) -> Tensor<D> {
         // 1. predict x_0 (Song et al. eq. 12, "predicted x_0"); when it is clipped, the noise
         //    is re-derived from the clipped x_0 so that both terms below agree (as diffusers does)
-        let width = x_t.dims()[1];
-        let output = if output.dims()[1] == 2 * width {
-            output.narrow(1, 0, width)
-        } else {
-            output
-        };
+        let (output, _) = split_output(output, x_t.dims()[1]);
         let (x0, eps) = self
             .prediction
             .to_x0_and_eps(self.schedule, x_t.clone(), &[t], output);

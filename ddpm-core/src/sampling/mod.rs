@@ -401,15 +401,7 @@ impl<'a> DdpmSampler<'a> {
         t: usize,
         x_t: Tensor<D>,
     ) -> (Tensor<D>, Tensor<D>, Tensor<D>, Option<Tensor<D>>) {
-        let width = x_t.dims()[1];
-        let (value, variance) = if output.dims()[1] == 2 * width {
-            (
-                output.clone().narrow(1, 0, width),
-                Some(output.narrow(1, width, width)),
-            )
-        } else {
-            (output, None)
-        };
+        let (value, variance) = split_output(output, x_t.dims()[1]);
         // 1. predict x_0 from x_t and the model's output (Ho et al. eq. 15 for the noise)
         let (x0_pred, eps) = self
             .prediction
@@ -471,6 +463,20 @@ impl<'a> DdpmSampler<'a> {
             samples,
             trajectory,
         })
+    }
+}
+
+/// Split a model's raw output for states `width` wide into the prediction and, when the output
+/// is twice as wide (a learned variance, see [`crate::model::ModelVariance`]), the variance
+/// values.
+fn split_output<const D: usize>(output: Tensor<D>, width: usize) -> (Tensor<D>, Option<Tensor<D>>) {
+    if output.dims()[1] == 2 * width {
+        (
+            output.clone().narrow(1, 0, width),
+            Some(output.narrow(1, width, width)),
+        )
+    } else {
+        (output, None)
     }
 }
 
