@@ -60,7 +60,7 @@ pub fn timestep_subsequence(
 /// The DDIM sampler over a sub-sequence of a schedule's timesteps.
 #[derive(Debug, Clone)]
 pub struct DdimSampler<'a> {
-    schedule: &'a NoiseSchedule,
+    pub(super) schedule: &'a NoiseSchedule,
     steps: Vec<usize>,
     eta: f64,
     clip_x0: Option<f32>,

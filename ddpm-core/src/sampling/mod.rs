@@ -196,17 +196,44 @@ impl Sampler<'_> {
         }
     }
 
-    /// About `frames` of the visited times, evenly spread, first and last included: what to
-    /// record for the reverse-process picture and the animation.
+    /// The schedule this sampler runs on.
+    pub fn schedule(&self) -> &NoiseSchedule {
+        match self {
+            Sampler::Ddpm(s) => s.schedule,
+            Sampler::Ddim(s) => s.schedule,
+        }
+    }
+
+    /// About `frames` of the visited times, x_T and x_0 included, spaced evenly in log SNR:
+    /// what to record for the reverse-process picture and the animation.
+    ///
+    /// Evenly spaced in t, most frames would show near-noise: the data's shape appears only
+    /// once the signal-to-noise ratio nears 1, in the last quarter of a linear schedule. Even
+    /// steps of log SNR put the frames where the picture changes.
     pub fn frame_times(&self, frames: usize) -> Vec<usize> {
         let visited = self.visited_times();
         if frames < 2 || visited.len() < 2 {
             return Vec::new();
         }
-        let last = visited.len() - 1;
-        let mut picked: Vec<usize> = (0..frames)
-            .map(|i| visited[((i * last) as f64 / (frames - 1) as f64).round() as usize])
+        // log SNR of paper time t (index t - 1); x_0 (t = 0) is kept as the last frame.
+        let log_snr = |t: usize| self.schedule().snr[t - 1].ln();
+        let noisy = &visited[..visited.len() - 1];
+        let (high, low) = (log_snr(noisy[noisy.len() - 1]), log_snr(noisy[0]));
+        let mut picked: Vec<usize> = (0..frames - 1)
+            .map(|i| {
+                let target = low + (high - low) * i as f64 / (frames - 2).max(1) as f64;
+                // the visited time whose log SNR is nearest the target
+                *noisy
+                    .iter()
+                    .min_by(|&&a, &&b| {
+                        (log_snr(a) - target)
+                            .abs()
+                            .total_cmp(&(log_snr(b) - target).abs())
+                    })
+                    .expect("at least one noisy time")
+            })
             .collect();
+        picked.push(0);
         picked.dedup();
         picked
     }
@@ -629,7 +656,21 @@ mod tests {
     fn configured_samplers_record_only_times_they_visit() {
         let schedule = ScheduleConfig::default().init().unwrap();
         let ddpm = SamplingConfig::default().init(&schedule).unwrap();
-        assert_eq!(ddpm.frame_times(5), vec![1000, 750, 500, 250, 0]);
+        let frames = ddpm.frame_times(6);
+        assert_eq!((frames[0], frames[frames.len() - 1]), (1000, 0));
+        assert_eq!(frames.len(), 6);
+        assert!(frames.windows(2).all(|w| w[0] > w[1]), "{frames:?}");
+        // Even steps of log SNR: consecutive frames differ by about the same log SNR.
+        let log_snr: Vec<f64> = frames[..5]
+            .iter()
+            .map(|&t| schedule.snr[t - 1].ln())
+            .collect();
+        let gap = (log_snr[4] - log_snr[0]) / 4.0;
+        for w in log_snr.windows(2) {
+            assert!((w[1] - w[0] - gap).abs() < 0.05 * gap.abs(), "{log_snr:?}");
+        }
+        // ... which puts more frames at small t than even steps of t would.
+        assert!(frames[3] < 250 && frames[2] < 500, "{frames:?}");
         let config = SamplingConfig {
             method: SamplerKind::Ddim,
             steps: 10,
