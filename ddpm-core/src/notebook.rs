@@ -30,9 +30,45 @@ fn emit(blocks: &[(&str, &str)]) {
 pub struct Svg(pub String);
 
 impl Svg {
-    /// Called by evcxr when a cell ends with an `Svg`.
+    /// Called by evcxr when a cell ends with an `Svg`: shown scaled to the cell's width
+    /// ([`Svg::responsive`]).
     pub fn evcxr_display(&self) {
-        emit(&[("image/svg+xml", &self.0)]);
+        emit(&[("image/svg+xml", &self.responsive())]);
+    }
+
+    /// The SVG with its fixed pixel size replaced by `width="100%"` and a `viewBox`, so that a
+    /// notebook scales it down to the cell's width, keeping its aspect ratio, instead of
+    /// cutting it off behind a scrollbar; `max-width` keeps it from growing past its drawn size.
+    pub fn responsive(&self) -> String {
+        let svg = &self.0;
+        let Some(start) = svg.find("<svg") else {
+            return svg.clone();
+        };
+        let Some(len) = svg[start..].find('>') else {
+            return svg.clone();
+        };
+        let tag = &svg[start..start + len];
+        let attr = |name: &str| -> Option<&str> {
+            let key = format!(" {name}=\"");
+            let from = tag.find(&key)? + key.len();
+            Some(&tag[from..from + tag[from..].find('"')?])
+        };
+        let (Some(width), Some(height)) = (attr("width"), attr("height")) else {
+            return svg.clone();
+        };
+        let (Ok(w), Ok(h)) = (width.parse::<f64>(), height.parse::<f64>()) else {
+            return svg.clone();
+        };
+        let mut new_tag = tag
+            .replacen(&format!(" width=\"{width}\""), " width=\"100%\"", 1)
+            .replacen(&format!(" height=\"{height}\""), "", 1);
+        if attr("viewBox").is_none() {
+            new_tag.push_str(&format!(" viewBox=\"0 0 {w} {h}\""));
+        }
+        new_tag.push_str(&format!(
+            " preserveAspectRatio=\"xMinYMin meet\" style=\"max-width: {w}px; height: auto\""
+        ));
+        format!("{}{new_tag}{}", &svg[..start], &svg[start + len..])
     }
 
     /// The SVG text.
@@ -180,5 +216,36 @@ mod tests {
         assert!(text.lines().nth(2).unwrap().starts_with("a<b    0.0030"));
         // A short row is padded to the number of columns.
         assert_eq!(table.rows[1].len(), 2);
+    }
+
+    #[test]
+    fn inline_svg_scales_to_the_cell_keeping_its_aspect_ratio() {
+        let chart = crate::plot::LossCurve {
+            per_step: vec![1.0, 0.5, 0.25],
+            per_epoch: vec![0.6],
+            title: "loss".into(),
+        };
+        use crate::plot::Chart as _;
+        let (w, h) = chart.size();
+        let svg = chart.show().unwrap();
+        let shown = svg.responsive();
+        let tag = &shown[shown.find("<svg").unwrap()..];
+        let tag = &tag[..tag.find('>').unwrap()];
+        assert!(tag.contains(r#" width="100%""#), "{tag}");
+        assert!(!tag.contains(&format!(r#"width="{w}""#)), "{tag}");
+        assert!(!tag.contains(" height="), "{tag}");
+        assert!(tag.contains(&format!(r#"viewBox="0 0 {w} {h}""#)), "{tag}");
+        assert!(tag.contains(&format!("max-width: {w}px")), "{tag}");
+        // Only the root tag changes: the drawing itself is the same.
+        let body = |s: &str| {
+            s[s.find("<svg").unwrap()..]
+                .split_once('>')
+                .unwrap()
+                .1
+                .to_string()
+        };
+        assert_eq!(body(&shown), body(svg.as_str()));
+        // Text without a sized root is passed through as it is.
+        assert_eq!(Svg("<p>no svg</p>".into()).responsive(), "<p>no svg</p>");
     }
 }
