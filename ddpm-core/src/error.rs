@@ -93,6 +93,15 @@ pub enum DdpmError {
         message: String,
     },
 
+    /// The output directory cannot be created or written to.
+    #[error("cannot write to the output directory {path} (`--out-dir`): {cause}")]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's error (in the message, so not repeated as a source).
+        cause: std::io::Error,
+    },
+
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -36,3 +36,143 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     result
 }
+
+/// An output directory whose new files are written into a hidden staging folder inside it and
+/// moved into place only when every one of them is written ([`StagedDir::commit`]).
+///
+/// Creating it checks that the directory is writable, so a bad `--out-dir` fails before any
+/// training. A run that fails later (a diverged loss, non-finite samples, a full disk) drops it
+/// uncommitted: the staging folder is removed, the files from an earlier run are left as they
+/// were, and a directory that this run created is removed again if it is still empty.
+#[derive(Debug)]
+pub struct StagedDir {
+    dir: PathBuf,
+    staging: PathBuf,
+    created: bool,
+    committed: bool,
+}
+
+impl StagedDir {
+    /// Create `dir` if needed and a staging folder inside it.
+    pub fn create(dir: &Path) -> Result<Self> {
+        let created = !dir.exists();
+        let unwritable = |e: std::io::Error| DdpmError::OutputDir {
+            path: dir.to_path_buf(),
+            cause: e,
+        };
+        std::fs::create_dir_all(dir).map_err(unwritable)?;
+        let staging = dir.join(format!(".staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging).map_err(unwritable)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            staging,
+            created,
+            committed: false,
+        })
+    }
+
+    /// Where to write the new files (the staging folder).
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Move every staged file into the directory, replacing files of the same name.
+    pub fn commit(mut self) -> Result<()> {
+        let entries =
+            std::fs::read_dir(&self.staging).map_err(|e| DdpmError::io(&self.staging, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| DdpmError::io(&self.staging, e))?;
+            let target = self.dir.join(entry.file_name());
+            std::fs::rename(entry.path(), &target).map_err(|e| DdpmError::io(&target, e))?;
+        }
+        std::fs::remove_dir(&self.staging).map_err(|e| DdpmError::io(&self.staging, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.staging);
+        if self.created {
+            // Only succeeds while empty: never removes anything but what this run made.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ddpm-io-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn committed_files_replace_the_old_ones_and_nothing_else_remains() {
+        let dir = scratch("commit");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), "old").unwrap();
+        std::fs::write(dir.join("keep.txt"), "kept").unwrap();
+        let staged = StagedDir::create(&dir).unwrap();
+        write_atomic(&staged.path().join("a.txt"), b"new").unwrap();
+        write_atomic(&staged.path().join("b.txt"), b"b").unwrap();
+        // Until the commit, the directory still shows the old run.
+        assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "old");
+        assert!(!dir.join("b.txt").exists());
+        staged.commit().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.txt", "b.txt", "keep.txt"]);
+        assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "new");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_run_leaves_the_last_good_outputs_untouched() {
+        let dir = scratch("fail");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), "old").unwrap();
+        {
+            let staged = StagedDir::create(&dir).unwrap();
+            write_atomic(&staged.path().join("a.txt"), b"half of a run").unwrap();
+            // dropped without commit, as on an error
+        }
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "old");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A directory the failed run created is removed again.
+        let fresh = scratch("fresh");
+        drop(StagedDir::create(&fresh.join("out")).unwrap());
+        assert!(!fresh.join("out").exists());
+        let _ = std::fs::remove_dir_all(&fresh);
+    }
+
+    #[test]
+    fn an_unusable_directory_is_reported_at_creation_naming_it() {
+        let dir = scratch("file");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let err = StagedDir::create(&file.join("out"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not-a-dir/out") && err.contains("output directory"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

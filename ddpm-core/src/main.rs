@@ -1,55 +1,166 @@
-//! `ddpm`: run the tutorial pipeline and write its figures and results, or run one of the
-//! experiment grids.
+//! `ddpm`: run the tutorial pipeline and write its figures and results, sample again from a
+//! saved model, or run one of the experiment grids.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use ddpm_core::experiment::{ExperimentName, run_experiment};
-use ddpm_core::pipeline::run_and_save;
+use ddpm_core::pipeline::{PipelineRun, run_and_save, sample_and_save};
 use ddpm_core::prelude::*;
 use ddpm_core::progress::ConsoleProgress;
 
 /// Train a DDPM on 2-D toy data, sample from it, and write the tutorial's figures,
 /// samples, metrics and resolved config into the output directory.
+///
+/// Every knob below overrides the config file (`--config`), which overrides the defaults;
+/// the resolved config is saved as `config.json` beside the results.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Experiment config (TOML or JSON); flags below override it.
+    /// Experiment config (TOML or JSON; see `configs/`); the flags below override it.
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
-    /// Training distribution.
-    #[arg(long, global = true)]
-    dataset: Option<DatasetKind>,
-    /// Passes over the training set.
-    #[arg(long, global = true)]
-    epochs: Option<usize>,
-    /// Number of diffusion steps T.
-    #[arg(long, global = true)]
-    timesteps: Option<usize>,
-    /// Noise schedule.
-    #[arg(long, global = true)]
-    schedule: Option<ScheduleKind>,
-    /// What the network predicts.
-    #[arg(long, global = true)]
-    prediction: Option<Prediction>,
-    /// Sample with DDIM in this many steps (eta = 0) instead of DDPM's T steps.
-    #[arg(long, value_name = "STEPS", global = true)]
-    ddim: Option<usize>,
-    /// Master seed of every random draw.
-    #[arg(long, global = true)]
-    seed: Option<u64>,
-    /// Directory for figures and results.
-    #[arg(long, default_value = "outputs", global = true)]
-    out_dir: PathBuf,
+    #[command(flatten)]
+    knobs: Knobs,
+    /// Directory for figures and results [default: `outputs`; for `sample`, a `sample/`
+    /// folder beside the model].
+    #[arg(long, value_name = "DIR", global = true)]
+    out_dir: Option<PathBuf>,
     /// Tensor backend.
     #[arg(long, default_value_t = Backend::default_cpu(), global = true)]
     backend: Backend,
     /// No progress bar.
     #[arg(long, global = true)]
     quiet: bool,
+}
+
+/// The knobs the tutorial tells a learner to turn, each one config field.
+#[derive(Debug, Default, ClapArgs)]
+struct Knobs {
+    /// Master seed of every random draw [seed].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    seed: Option<u64>,
+    /// Training distribution [data.dataset].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    dataset: Option<DatasetKind>,
+    /// Number of training points [data.n_points].
+    #[arg(long, value_name = "N", global = true, help_heading = "Knobs")]
+    n_points: Option<usize>,
+    /// Number of diffusion steps T [diffusion.timesteps].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    timesteps: Option<usize>,
+    /// Noise schedule [diffusion.schedule].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    schedule: Option<ScheduleKind>,
+    /// First beta of the linear family, before scaling by 1000/T [diffusion.beta_start].
+    #[arg(long, value_name = "BETA", global = true, help_heading = "Knobs")]
+    beta_start: Option<f64>,
+    /// Last beta of the linear family, before scaling by 1000/T [diffusion.beta_end].
+    #[arg(long, value_name = "BETA", global = true, help_heading = "Knobs")]
+    beta_end: Option<f64>,
+    /// Width of the hidden layers [model.hidden_size].
+    #[arg(long, value_name = "WIDTH", global = true, help_heading = "Knobs")]
+    hidden_size: Option<usize>,
+    /// Number of residual blocks [model.depth].
+    #[arg(long, value_name = "BLOCKS", global = true, help_heading = "Knobs")]
+    depth: Option<usize>,
+    /// Non-linearity of the hidden layers [model.activation].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    activation: Option<Activation>,
+    /// How the network is told t; `none` is the ablation [model.time_embedding].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    time_embedding: Option<TimeEmbeddingKind>,
+    /// What the network predicts [model.prediction].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    prediction: Option<Prediction>,
+    /// Fixed variance, or learned by the hybrid loss [model.variance].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    model_variance: Option<ModelVariance>,
+    /// Passes over the training set [train.epochs].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    epochs: Option<usize>,
+    /// Points per optimizer step [train.batch_size].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    batch_size: Option<usize>,
+    /// Adam's step size [train.learning_rate].
+    #[arg(
+        long,
+        visible_alias = "lr",
+        value_name = "RATE",
+        global = true,
+        help_heading = "Knobs"
+    )]
+    learning_rate: Option<f64>,
+    /// Decay of the moving average of the weights; 0 samples the last weights [train.ema_decay].
+    #[arg(long, value_name = "DECAY", global = true, help_heading = "Knobs")]
+    ema_decay: Option<f64>,
+    /// Number of points to generate [sampling.n_samples].
+    #[arg(
+        long,
+        visible_alias = "n",
+        value_name = "N",
+        global = true,
+        help_heading = "Knobs"
+    )]
+    samples: Option<usize>,
+    /// Variance of each DDPM reverse step: beta-tilde or beta [sampling.variance].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    variance: Option<PosteriorVariance>,
+    /// Sample with DDIM in this many steps instead of DDPM's T [sampling.method = ddim,
+    /// sampling.steps]; deterministic unless `--eta` says otherwise.
+    #[arg(long, value_name = "STEPS", global = true, help_heading = "Knobs")]
+    ddim: Option<usize>,
+    /// DDIM's noise scale in [0, 1] [sampling.eta].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    eta: Option<f64>,
+}
+
+impl Knobs {
+    /// Write every given flag into `config`.
+    fn apply(&self, config: &mut ExperimentConfig) -> Result<()> {
+        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+            if let Some(v) = flag {
+                *field = v.clone();
+            }
+        }
+        set(&mut config.seed, &self.seed);
+        set(&mut config.data.dataset, &self.dataset);
+        set(&mut config.data.n_points, &self.n_points);
+        set(&mut config.diffusion.timesteps, &self.timesteps);
+        set(&mut config.diffusion.schedule, &self.schedule);
+        set(&mut config.diffusion.beta_start, &self.beta_start);
+        set(&mut config.diffusion.beta_end, &self.beta_end);
+        set(&mut config.model.hidden_size, &self.hidden_size);
+        set(&mut config.model.depth, &self.depth);
+        set(&mut config.model.activation, &self.activation);
+        set(&mut config.model.time_embedding, &self.time_embedding);
+        set(&mut config.model.prediction, &self.prediction);
+        set(&mut config.model.variance, &self.model_variance);
+        set(&mut config.train.epochs, &self.epochs);
+        set(&mut config.train.batch_size, &self.batch_size);
+        set(&mut config.train.learning_rate, &self.learning_rate);
+        set(&mut config.train.ema_decay, &self.ema_decay);
+        set(&mut config.sampling.n_samples, &self.samples);
+        set(&mut config.sampling.variance, &self.variance);
+        if let Some(steps) = self.ddim {
+            config.sampling.method = SamplerKind::Ddim;
+            config.sampling.steps = steps;
+            config.sampling.eta = 0.0;
+        }
+        if let Some(eta) = self.eta {
+            if config.sampling.method != SamplerKind::Ddim {
+                bail!(
+                    "--eta = {eta} applies to DDIM only (sampling.method = {}); add `--ddim STEPS`",
+                    config.sampling.method
+                );
+            }
+            config.sampling.eta = eta;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,51 +171,52 @@ enum Command {
     Experiment {
         /// Which grid.
         name: ExperimentName,
-        /// Repeat every variant with this many seeds (seed, seed + 1, ...) and report mean ± sd.
+        /// Repeat every variant with this many seeds, each 10000 apart (seed, seed + 10000, ...),
+        /// and report mean ± sd.
         #[arg(long, default_value_t = 1)]
         seeds: usize,
+    },
+    /// Sample again from a trained model, without training: reads the model and the
+    /// `config.json` saved beside it (or `--config`), applies the sampling flags (`--n`,
+    /// `--ddim`, `--eta`, `--variance`, `--seed`), and writes samples, metrics and the figures
+    /// that need only a model.
+    Sample {
+        /// The trained weights, e.g. `outputs/model.bpk`.
+        #[arg(long, value_name = "FILE")]
+        model: PathBuf,
     },
 }
 
 impl Args {
     /// The config file (or `default`) with the flags applied on top, validated.
     fn resolve(&self, default: ExperimentConfig) -> Result<ExperimentConfig> {
-        let mut config = match &self.config {
+        let config = match &self.config {
             Some(path) => ExperimentConfig::load(path)?,
             None => default,
         };
-        if let Some(v) = self.dataset {
-            config.data.dataset = v;
-        }
-        if let Some(v) = self.epochs {
-            config.train.epochs = v;
-        }
-        if let Some(v) = self.timesteps {
-            config.diffusion.timesteps = v;
-        }
-        if let Some(v) = self.schedule {
-            config.diffusion.schedule = v;
-        }
-        if let Some(v) = self.prediction {
-            config.model.prediction = v;
-        }
-        if let Some(steps) = self.ddim {
-            config.sampling.method = SamplerKind::Ddim;
-            config.sampling.steps = steps;
-            config.sampling.eta = 0.0;
-        }
-        if let Some(v) = self.seed {
-            config.seed = v;
-        }
+        self.finish(config)
+    }
+
+    fn finish(&self, mut config: ExperimentConfig) -> Result<ExperimentConfig> {
+        self.knobs.apply(&mut config)?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn observer(&self) -> Box<dyn TrainObserver> {
+        if self.quiet {
+            Box::new(Silent)
+        } else {
+            Box::new(ConsoleProgress::new())
+        }
     }
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    match args.command {
-        Some(Command::Experiment { name, seeds }) => experiment(&args, name, seeds),
+    match &args.command {
+        Some(Command::Experiment { name, seeds }) => experiment(&args, *name, *seeds),
+        Some(Command::Sample { model }) => sample(&args, model),
         None => pipeline(&args),
     }
 }
@@ -113,7 +225,8 @@ fn main() -> Result<()> {
 fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
     let base = args.resolve(ExperimentConfig::quick())?;
     let device = args.backend.device()?;
-    let dir = args.out_dir.join("experiments").join(name.name());
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());
+    let dir = out_dir.join("experiments").join(name.name());
     let runs = name.variants().len() * seeds;
     eprintln!(
         "ddpm experiment {name}: {runs} runs from {} (T = {}, {} epochs), backend {}",
@@ -144,6 +257,7 @@ fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
 fn pipeline(args: &Args) -> Result<()> {
     let config = args.resolve(ExperimentConfig::default())?;
     let device = args.backend.device()?;
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());
     eprintln!(
         "ddpm: {} on {}, T = {} ({}), {} epochs, backend {}",
         config.data.dataset,
@@ -153,24 +267,15 @@ fn pipeline(args: &Args) -> Result<()> {
         config.train.epochs,
         args.backend
     );
-    let mut progress = ConsoleProgress::new();
-    let mut silent = Silent;
-    let observer: &mut dyn TrainObserver = if args.quiet {
-        &mut silent
-    } else {
-        &mut progress
-    };
     let run = run_and_save(
         &config,
         &device,
         args.backend.name(),
-        &args.out_dir,
-        observer,
+        &out_dir,
+        args.observer().as_mut(),
     )
-    .with_context(|| format!("pipeline failed; outputs in {}", args.out_dir.display()))?;
-
+    .with_context(|| unchanged(&out_dir))?;
     let r = &run.report;
-    let ed = r.trained.energy_distance;
     eprintln!(
         "trained {:.1} s ({:.0} steps/s), sampled {} points in {:.1} s",
         r.timings.train_seconds,
@@ -178,16 +283,74 @@ fn pipeline(args: &Args) -> Result<()> {
         config.sampling.n_samples,
         r.timings.sample_seconds
     );
+    report_quality(&run, &out_dir);
+    Ok(())
+}
+
+/// `ddpm sample --model FILE`.
+fn sample(args: &Args, model: &Path) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => ExperimentConfig::load(path)?,
+        None => saved_config(model)?,
+    };
+    let config = args.finish(config)?;
+    let device = args.backend.device()?;
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| {
+        model
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("sample")
+    });
+    eprintln!(
+        "ddpm sample: {} points from {} ({}), backend {}",
+        config.sampling.n_samples,
+        model.display(),
+        ddpm_core::pipeline::sampler_name(&config),
+        args.backend
+    );
+    let run = sample_and_save(&config, model, &device, args.backend.name(), &out_dir)
+        .with_context(|| unchanged(&out_dir))?;
+    eprintln!(
+        "sampled {} points in {:.1} s",
+        config.sampling.n_samples, run.report.timings.sample_seconds
+    );
+    report_quality(&run, &out_dir);
+    Ok(())
+}
+
+/// The config the pipeline saved beside `model`.
+fn saved_config(model: &Path) -> Result<ExperimentConfig> {
+    let path = model.with_file_name(ddpm_core::pipeline::files::CONFIG_JSON);
+    if !path.exists() {
+        bail!(
+            "no {} beside the model {}: the model's architecture and schedule are read from it; \
+             name the config it was trained with by `--config FILE`",
+            path.display(),
+            model.display()
+        );
+    }
+    Ok(ExperimentConfig::load(&path)?)
+}
+
+fn unchanged(out_dir: &Path) -> String {
+    format!(
+        "nothing was written to {}; files already there are unchanged",
+        out_dir.display()
+    )
+}
+
+fn report_quality(run: &PipelineRun, out_dir: &Path) {
+    let ed = run.report.trained.energy_distance;
     eprintln!(
         "energy distance {:.4} (floor {:.4}, {:.1}x floor{})",
         ed.value,
         ed.floor,
         ed.ratio_to_floor(),
-        r.untrained
+        run.report
+            .untrained
             .as_ref()
             .map(|u| format!("; untrained {:.4}", u.energy_distance.value))
             .unwrap_or_default()
     );
-    eprintln!("wrote figures and results to {}", args.out_dir.display());
-    Ok(())
+    eprintln!("wrote figures and results to {}", out_dir.display());
 }

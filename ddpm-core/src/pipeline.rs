@@ -20,9 +20,9 @@ use crate::plot::{
 };
 use crate::plot::{GENERATED, REAL};
 use crate::rng::{NoiseSource, seeded};
-use crate::sampling::{Frame, SampleOutput, evenly_spaced_steps};
+use crate::sampling::{Frame, SampleOutput, SamplerKind, evenly_spaced_steps};
 use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
-use crate::train::{LossHistory, TrainObserver, save_model, train};
+use crate::train::{LossHistory, TrainObserver, load_model, save_model, train};
 use crate::{DdpmError, Result, io};
 
 /// The file names the pipeline writes; the tutorial text refers to them.
@@ -289,8 +289,9 @@ fn sample_and_measure(
 
 /// Run the pipeline and write every figure and result file into `out_dir`.
 ///
-/// The config is validated before anything is created; each file is written atomically, so an
-/// error leaves either a complete file or none.
+/// The config is validated and `out_dir` checked writable before training starts. The files are
+/// staged and moved into `out_dir` only once all of them are written: a run that fails (a
+/// diverged loss, non-finite samples) leaves the outputs of the last good run as they were.
 pub fn run_and_save(
     config: &ExperimentConfig,
     device: &Device,
@@ -299,10 +300,102 @@ pub fn run_and_save(
     observer: &mut dyn TrainObserver,
 ) -> Result<PipelineRun> {
     config.validate()?;
+    let staged = io::StagedDir::create(out_dir)?;
     let run = run(config, device, backend, observer)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| DdpmError::io(out_dir, e))?;
-    write_outputs(&run, device, out_dir)?;
+    write_outputs(&run, device, staged.path())?;
+    staged.commit()?;
     Ok(run)
+}
+
+/// Load a model saved by [`run_and_save`] (its architecture and schedule from `config`), sample
+/// from it with `config.sampling` and measure, without training.
+pub fn run_from_model(
+    config: &ExperimentConfig,
+    model_path: &Path,
+    device: &Device,
+    backend: &str,
+    options: RunOptions,
+) -> Result<PipelineRun> {
+    config.validate()?;
+    let model = load_model(
+        &config.model,
+        config.diffusion.timesteps,
+        model_path,
+        device,
+    )?;
+    sample_and_measure(
+        config,
+        Stage {
+            data: config.data.init(config.seeds().data),
+            schedule: config.diffusion.init()?,
+            model,
+            history: LossHistory::default(),
+            train_seconds: 0.0,
+        },
+        device,
+        backend,
+        options,
+    )
+}
+
+/// `ddpm sample`: [`run_from_model`] (no untrained baseline), then write the samples, their
+/// metrics, the config and the figures that need only a model into `out_dir`, staged as in
+/// [`run_and_save`].
+pub fn sample_and_save(
+    config: &ExperimentConfig,
+    model_path: &Path,
+    device: &Device,
+    backend: &str,
+    out_dir: &Path,
+) -> Result<PipelineRun> {
+    config.validate()?;
+    let staged = io::StagedDir::create(out_dir)?;
+    let options = RunOptions {
+        untrained_baseline: false,
+    };
+    let run = run_from_model(config, model_path, device, backend, options)?;
+    let out = staged.path();
+    io::write_atomic(
+        &out.join(files::CONFIG_JSON),
+        run.config.to_json().as_bytes(),
+    )?;
+    io::write_atomic(
+        &out.join(files::SAMPLES_CSV),
+        points_csv(&run.output.samples, None).as_bytes(),
+    )?;
+    let report = SampleReport {
+        backend: &run.report.backend,
+        model: model_path,
+        trained: &run.report.trained,
+        sample_seconds: run.report.timings.sample_seconds,
+    };
+    let metrics = serde_json::to_string_pretty(&report).expect("report serialises");
+    io::write_atomic(&out.join(files::METRICS_JSON), metrics.as_bytes())?;
+    write_sample_figures(&run, out)?;
+    staged.commit()?;
+    Ok(run)
+}
+
+/// What `ddpm sample` measured; written as its `metrics.json`.
+#[derive(Serialize)]
+struct SampleReport<'a> {
+    backend: &'a str,
+    model: &'a Path,
+    trained: &'a QualityReport,
+    sample_seconds: f64,
+}
+
+/// "DDPM, T = 1000" or "DDIM 50 of T = 1000, eta = 0": the sampler `config` uses.
+pub fn sampler_name(config: &ExperimentConfig) -> String {
+    let s = &config.sampling;
+    let t = config.diffusion.timesteps;
+    match s.method {
+        SamplerKind::Ddpm => format!("DDPM, T = {t}"),
+        SamplerKind::Ddim => {
+            let steps = if s.steps == 0 { t } else { s.steps };
+            format!("DDIM {steps} of T = {t}, eta = {}", s.eta)
+        }
+    }
 }
 
 /// The paper times of the forward-process picture.
@@ -333,6 +426,12 @@ fn write_outputs(run: &PipelineRun, device: &Device, out: &Path) -> Result<()> {
     plot::save_png(&run.training_curve(), &path(files::TRAINING_CURVE))?;
     plot::save_png(&run.noise_schedule()?, &path(files::NOISE_SCHEDULE))?;
     plot::save_png(&run.forward_process(device)?, &path(files::FORWARD_PROCESS))?;
+    write_sample_figures(run, out)
+}
+
+/// The figures that need only the samples (and their trajectory).
+fn write_sample_figures(run: &PipelineRun, out: &Path) -> Result<()> {
+    let path = |name: &str| -> PathBuf { out.join(name) };
     if !run.output.trajectory.is_empty() {
         plot::save_png(&run.reverse_process()?, &path(files::REVERSE_PROCESS))?;
         plot::save_gif(
@@ -508,8 +607,8 @@ impl PipelineRun {
                 },
                 Panel {
                     title: format!(
-                        "generated, DDPM T = {} (n = {})",
-                        self.schedule.timesteps(),
+                        "generated, {} (n = {})",
+                        sampler_name(&self.config),
                         self.output.samples.len()
                     ),
                     points: self.output.samples.clone(),

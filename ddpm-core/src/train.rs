@@ -362,21 +362,54 @@ pub fn save_model(model: &MlpDenoiser, path: &Path) -> Result<()> {
 }
 
 /// Load weights saved by [`save_model`] into a network of architecture `config`.
+///
+/// A missing file, a file that is not a complete burnpack record (truncated, or something else
+/// altogether) and weights of another architecture each give a [`DdpmError::Record`] that says
+/// which, never a panic.
 pub fn load_model(
     config: &DenoiserConfig,
     timesteps: usize,
     path: &Path,
     device: &Device,
 ) -> Result<MlpDenoiser> {
-    let record = burn::store::ModuleRecord::load(path).map_err(|e| DdpmError::Record {
+    let fail = |message: String| DdpmError::Record {
         path: path.to_path_buf(),
-        message: format!("{e:?}"),
+        message,
+    };
+    if !path.is_file() {
+        return Err(fail(
+            "no such file; train a model first (`cargo run --release` writes outputs/model.bpk)"
+                .into(),
+        ));
+    }
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| {
+        fail(format!(
+            "not a readable model record (truncated or corrupt?): {e:?}"
+        ))
     })?;
     config
         .init(timesteps, device)
         .try_load_record(record)
-        .map_err(|e| DdpmError::Record {
-            path: path.to_path_buf(),
-            message: format!("{e:?}"),
+        .map_err(|e| {
+            fail(format!(
+                "its weights do not fit the configured network (model.hidden_size = {}, \
+                 model.depth = {}, model.embedding_size = {}, model.time_embedding = {}, \
+                 model.variance = {}, diffusion.timesteps = {timesteps}); was it trained with \
+                 another config? {}",
+                config.hidden_size,
+                config.depth,
+                config.embedding_size,
+                config.time_embedding,
+                config.variance,
+                truncate_chars(&format!("{e:?}"), 240)
+            ))
         })
+}
+
+/// At most `max` characters of `text`, marked when cut (burn lists every mismatched tensor).
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{} ...", &text[..end]),
+        None => text.to_string(),
+    }
 }

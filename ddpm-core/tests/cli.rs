@@ -251,3 +251,238 @@ fn bad_experiment_input_exits_nonzero_and_writes_nothing() {
     fails_naming(&["experiment", "ddim", "--seeds", "0"], None, "seeds");
     fails_naming(&["--ddim", "2000"], None, "sampling.steps");
 }
+
+fn ddpm(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_knob_flag_reaches_its_config_field() {
+    let dir = scratch("knobs");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.join("out");
+    #[rustfmt::skip]
+    let flags = [
+        "--batch-size", "32", "--lr", "0.002", "--beta-start", "0.0002", "--beta-end", "0.03",
+        "--hidden-size", "48", "--depth", "2", "--activation", "silu", "--time-embedding", "learned",
+        "--n-points", "300", "--samples", "120", "--variance", "fixed_large", "--ema-decay", "0.9",
+        "--model-variance", "learned_range", "--seed", "9", "--schedule", "quadratic",
+    ];
+    let output = ddpm(
+        &[
+            &flags[..],
+            &["--quiet", "--config", config.to_str().unwrap()],
+            &["--out-dir", out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let c = json(&out.join("config.json"));
+    assert_eq!(c["train"]["batch_size"], 32);
+    assert_eq!(c["train"]["learning_rate"], 0.002);
+    assert_eq!(c["train"]["ema_decay"], 0.9);
+    assert_eq!(
+        c["train"]["epochs"], 2,
+        "the file's value where no flag is given"
+    );
+    assert_eq!(c["diffusion"]["beta_start"], 0.0002);
+    assert_eq!(c["diffusion"]["beta_end"], 0.03);
+    assert_eq!(c["diffusion"]["schedule"], "quadratic");
+    assert_eq!(c["model"]["hidden_size"], 48);
+    assert_eq!(c["model"]["depth"], 2);
+    assert_eq!(c["model"]["activation"], "silu");
+    assert_eq!(c["model"]["time_embedding"], "learned");
+    assert_eq!(c["model"]["variance"], "learned_range");
+    assert_eq!(c["data"]["n_points"], 300);
+    assert_eq!(c["sampling"]["n_samples"], 120);
+    assert_eq!(c["sampling"]["variance"], "fixed_large");
+    assert_eq!(c["seed"], 9);
+    // The flags changed the run, not only the file: 120 samples were drawn.
+    let samples = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    assert_eq!(samples.lines().count(), 121);
+}
+
+#[test]
+fn bad_flag_values_name_their_field() {
+    fails_naming(&["--lr", "0"], None, "train.learning_rate");
+    fails_naming(&["--beta-end", "1.5"], None, "diffusion.beta_end");
+    fails_naming(&["--hidden-size", "0"], None, "model.hidden_size");
+    fails_naming(&["--samples", "0"], None, "sampling.n_samples");
+    fails_naming(&["--eta", "0.5"], None, "--ddim");
+    fails_naming(&["--ddim", "10", "--eta", "2"], None, "sampling.eta");
+    fails_naming(&["--activation", "softplus"], None, "gelu");
+}
+
+#[test]
+fn an_unusable_out_dir_fails_before_training() {
+    let dir = scratch("outdir");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let started = std::time::Instant::now();
+    // The default budget would train for minutes: failing at once shows nothing trained.
+    let output = ddpm(&["--quiet", "--out-dir", file.join("out").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("output directory") && stderr.contains("a-file/out"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}
+
+/// Train the tiny config once into `dir/trained` and return the model's path.
+fn trained_model(dir: &Path) -> PathBuf {
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.join("trained");
+    let output = ddpm(&[
+        "--quiet",
+        "--config",
+        config.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    out.join("model.bpk")
+}
+
+#[test]
+fn sample_reads_a_trained_model_and_its_config_without_training() {
+    let dir = scratch("sample");
+    let model = trained_model(&dir);
+    let output = ddpm(&["sample", "--model", model.to_str().unwrap(), "--n", "90"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // By default the results go into a `sample/` folder beside the model.
+    let out = model.parent().unwrap().join("sample");
+    let samples = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    assert_eq!(samples.lines().count(), 91);
+    for png in [
+        "real_vs_generated.png",
+        "marginal_distributions.png",
+        "reverse_process.png",
+    ] {
+        png_size(&out.join(png));
+    }
+    assert_eq!(gif_frames(&out.join("sampling_animation.gif")), 6 + 15);
+    assert!(
+        !out.join("training_curve.png").exists(),
+        "nothing was trained"
+    );
+    let metrics = json(&out.join("metrics.json"));
+    assert!(
+        metrics["trained"]["energy_distance"]["value"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    // The saved config, with the sampling override.
+    let c = json(&out.join("config.json"));
+    assert_eq!(
+        (c["sampling"]["n_samples"].clone(), c["seed"].clone()),
+        (90.into(), 5.into())
+    );
+
+    // DDIM flags apply to a saved model as to a training run.
+    let ddim_out = dir.join("ddim");
+    let output = ddpm(&[
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "--ddim",
+        "8",
+        "--out-dir",
+        ddim_out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(output.status.success());
+    let c = json(&ddim_out.join("config.json"));
+    assert_eq!(c["sampling"]["method"], "ddim");
+    assert_eq!(c["sampling"]["steps"], 8);
+    // Same model, seed and sampler: exactly the points the training run drew.
+    let trained = std::fs::read_to_string(model.with_file_name("samples.csv")).unwrap();
+    let again = dir.join("again");
+    let output = ddpm(&[
+        "sample",
+        "--model",
+        model.to_str().unwrap(),
+        "--out-dir",
+        again.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    assert_eq!(
+        std::fs::read_to_string(again.join("samples.csv")).unwrap(),
+        trained,
+        "sampling a saved model reproduces the training run's samples"
+    );
+}
+
+#[test]
+fn sample_rejects_a_missing_truncated_or_mismatched_model_clearly() {
+    let dir = scratch("sample-bad");
+    let model = trained_model(&dir);
+    let run = |model: &Path, extra: &[&str]| -> String {
+        let out = dir.join("bad-out");
+        let output = ddpm(
+            &[
+                &["sample", "--quiet", "--model", model.to_str().unwrap()][..],
+                &["--out-dir", out.to_str().unwrap()],
+                extra,
+            ]
+            .concat(),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out.exists(), "a failed sample wrote {}", out.display());
+        stderr
+    };
+
+    // Missing: the file does not exist (its config does).
+    let err = run(&model.with_file_name("nope.bpk"), &[]);
+    assert!(
+        err.contains("nope.bpk") && err.contains("no such file"),
+        "{err}"
+    );
+
+    // Truncated: half of a real model file.
+    let bytes = std::fs::read(&model).unwrap();
+    let truncated = model.with_file_name("truncated.bpk");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = run(&truncated, &[]);
+    assert!(
+        err.contains("truncated.bpk") && err.contains("not a readable model record"),
+        "{err}"
+    );
+
+    // Mismatched: weights of a 128-wide network read as a 64-wide one.
+    let err = run(&model, &["--hidden-size", "64"]);
+    assert!(
+        err.contains("do not fit") && err.contains("model.hidden_size = 64"),
+        "{err}"
+    );
+
+    // No config beside the model, and none given.
+    let alone = dir.join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(&model, alone.join("model.bpk")).unwrap();
+    let err = run(&alone.join("model.bpk"), &[]);
+    assert!(
+        err.contains("config.json") && err.contains("--config"),
+        "{err}"
+    );
+}
