@@ -19,9 +19,11 @@ pub const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-const TITLE_SIZE: u32 = 22;
-const CAPTION_SIZE: u32 = 16;
-const LABEL_SIZE: u32 = 13;
+// Text sizes in chart pixels. Notebooks show a chart scaled to the cell's width (about 0.55x
+// for the widest charts in an 850 px cell), so these are large enough to stay readable there.
+pub(crate) const TITLE_SIZE: u32 = 26;
+pub(crate) const CAPTION_SIZE: u32 = 20;
+pub(crate) const LABEL_SIZE: u32 = 17;
 
 /// A square plotting window `[-half, half]^2` shared by panels so they can be compared.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -121,8 +123,8 @@ fn scatter_panel<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FAMILY, CAPTION_SIZE))
         .margin(8)
-        .x_label_area_size(28)
-        .y_label_area_size(36)
+        .x_label_area_size(34)
+        .y_label_area_size(46)
         .build_cartesian_2d(bounds.range(), bounds.range())?;
     chart
         .configure_mesh()
@@ -216,8 +218,8 @@ impl Chart for LossCurve {
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, (FAMILY, TITLE_SIZE))
             .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
+            .x_label_area_size(55)
+            .y_label_area_size(75)
             .build_cartesian_2d(0f32..steps as f32, (lo..hi).log_scale())?;
         chart
             .configure_mesh()
@@ -329,8 +331,8 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FAMILY, CAPTION_SIZE + 2))
         .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
         .build_cartesian_2d(0f64..t_max, y_range)?;
     chart
         .configure_mesh()
@@ -564,8 +566,8 @@ impl Chart for Marginals {
                     (FAMILY, CAPTION_SIZE + 2),
                 )
                 .margin(10)
-                .x_label_area_size(40)
-                .y_label_area_size(50)
+                .x_label_area_size(52)
+                .y_label_area_size(68)
                 .build_cartesian_2d(range.0..range.1, 0f32..top.max(1e-3))?;
             chart
                 .configure_mesh()

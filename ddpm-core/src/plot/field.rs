@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::charts::{Bounds, GENERATED, REAL};
+use super::charts::{Bounds, CAPTION_SIZE, GENERATED, LABEL_SIZE, REAL, TITLE_SIZE};
 use super::{Chart, DrawResult, FAMILY};
 
 /// One arrow of a vector field: where it starts and where it points (in data units).
@@ -64,15 +64,15 @@ fn field_panel<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let range = -bounds.half..bounds.half;
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FAMILY, 16))
+        .caption(&panel.title, (FAMILY, CAPTION_SIZE))
         .margin(8)
-        .x_label_area_size(28)
-        .y_label_area_size(36)
+        .x_label_area_size(34)
+        .y_label_area_size(46)
         .build_cartesian_2d(range.clone(), range)?;
     chart
         .configure_mesh()
         .light_line_style(WHITE.mix(0.0))
-        .label_style((FAMILY, 13))
+        .label_style((FAMILY, LABEL_SIZE))
         .x_labels(5)
         .y_labels(5)
         .draw()?;
@@ -132,7 +132,7 @@ impl Chart for VectorField {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled(&self.title, (FAMILY, 20))?;
+        let root = root.titled(&self.title, (FAMILY, TITLE_SIZE))?;
         let columns = self.columns.max(1);
         let rows = self.panels.len().div_ceil(columns).max(1);
         for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&self.panels) {
@@ -192,10 +192,10 @@ impl Chart for Heatmap {
             .max(1e-12);
         let labels = self.row_labels.clone();
         let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FAMILY, 20))
+            .caption(&self.title, (FAMILY, TITLE_SIZE))
             .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+            .x_label_area_size(52)
+            .y_label_area_size(75)
             .build_cartesian_2d(0f32..columns.max(1) as f32, rows.max(1) as f32..0f32)?;
         chart
             .configure_mesh()
@@ -209,8 +209,8 @@ impl Chart for Heatmap {
                     None => format!("{v:.0}"),
                 }
             })
-            .label_style((FAMILY, 13))
-            .axis_desc_style((FAMILY, 14))
+            .label_style((FAMILY, LABEL_SIZE))
+            .axis_desc_style((FAMILY, CAPTION_SIZE))
             .draw()?;
         chart.draw_series(self.values.iter().enumerate().flat_map(|(r, row)| {
             row.iter().enumerate().map(move |(c, &v)| {
