@@ -96,3 +96,58 @@ fn code_cells_are_saved_without_outputs_and_stay_thin() {
         }
     }
 }
+
+#[test]
+fn the_published_executed_copies_are_current_and_show_their_charts() {
+    // docs/notebooks/ holds each notebook executed (`notebooks/execute.py --publish`), for
+    // reading on the repository's web page. A copy whose cells differ from the source is stale:
+    // rerun the publish step after editing a notebook.
+    let published = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/notebooks");
+    for name in EXPECTED {
+        let path = published.join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run notebooks/execute.py --publish",
+                path.display()
+            )
+        });
+        let executed: Value = serde_json::from_str(&text).unwrap();
+        let cells = |nb: &Value| -> Vec<(String, String)> {
+            nb["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["cell_type"].as_str().unwrap_or("").to_string(), source(c)))
+                .collect()
+        };
+        assert!(
+            cells(&executed) == cells(&load(name)),
+            "docs/notebooks/{name} is stale: its cells differ from notebooks/{name}; \
+             rerun `python notebooks/execute.py --publish`"
+        );
+        let code: Vec<&Value> = executed["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["cell_type"] == "code")
+            .collect();
+        assert!(
+            code.iter().all(|c| c["execution_count"].is_number()),
+            "{name}: a cell was not executed"
+        );
+        let outputs: Vec<&Value> = code
+            .iter()
+            .flat_map(|c| c["outputs"].as_array().unwrap())
+            .collect();
+        assert!(
+            outputs.iter().all(|o| o["output_type"] != "error"),
+            "{name}: published with an error"
+        );
+        assert!(
+            outputs
+                .iter()
+                .any(|o| !o["data"]["image/svg+xml"].is_null()),
+            "{name}: no chart in the published copy"
+        );
+    }
+}
