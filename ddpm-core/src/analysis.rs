@@ -3,9 +3,9 @@
 
 use burn::prelude::*;
 
-use crate::model::{MlpDenoiser, sinusoidal_embedding};
+use crate::model::{Denoiser, sinusoidal_embedding};
 use crate::plot::{Arrow, Bounds};
-use crate::sampling::{from_points, read_floats, to_points};
+use crate::points::{from_points, read_floats, to_points};
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
 
@@ -15,8 +15,8 @@ use crate::{DdpmError, Result};
 ///
 /// eps_theta estimates the noise in x_t, so this estimates the score grad log q(x_t): the arrows
 /// point from noise towards the data, and each reverse step moves along them.
-pub fn score_field(
-    model: &MlpDenoiser,
+pub fn score_field<M: Denoiser>(
+    model: &M,
     schedule: &NoiseSchedule,
     t: usize,
     bounds: Bounds,
@@ -45,11 +45,8 @@ pub fn score_field(
         })
         .collect();
     let x = from_points(&bases, device);
-    let output = model.predict_at(x.clone(), t).value;
-    let (_, eps) = model
-        .config()
-        .prediction
-        .to_x0_and_eps(schedule, x, &[t], output);
+    let output = model.denoise_at(x.clone(), t);
+    let (_, eps) = output.target.to_x0_and_eps(schedule, x, &[t], output.value);
     let eps = to_points(eps)?;
     let scale = -1.0 / schedule.sqrt_one_minus_alpha_bar[t] as f32;
     Ok(bases

@@ -6,7 +6,6 @@
 use burn::prelude::*;
 
 use crate::choice::choice_enum;
-use crate::model::MlpDenoiser;
 use crate::schedule::NoiseSchedule;
 
 choice_enum! {
@@ -206,26 +205,6 @@ pub fn learned_log_variance<const D: usize>(
         )
 }
 
-/// The simplified DDPM objective L_simple (Ho et al. eq. 14): the mean squared error between the
-/// noise added to x_0 and the noise the model predicts from x_t. Returns a scalar `[1]` tensor.
-///
-/// This is the loss of an epsilon-predicting model, written out for the tutorial; a model that
-/// predicts x_0 or v is compared with its own target instead, so the function is never silently
-/// wrong. [`crate::loss::training_loss`] adds the weighting and the learned variance's term.
-pub fn noise_prediction_loss(
-    model: &MlpDenoiser,
-    schedule: &NoiseSchedule,
-    x0: Tensor<2>,
-    t: &[usize],
-    noise: Tensor<2>,
-) -> Tensor<1> {
-    let device = x0.device();
-    let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
-    let predicted = model.predict(x_t, timestep_tensor(t, &device)).value;
-    let target = model.config().prediction.target(schedule, x0, noise, t);
-    (predicted - target).square().mean()
-}
-
 /// The mean of p_theta(x_{t-1} | x_t) written with the predicted noise (Ho et al. eq. 11):
 /// mu_theta = (x_t - beta_t / sqrt(1 - alpha-bar_t) eps_theta) / sqrt(alpha_t).
 ///
@@ -248,8 +227,8 @@ pub fn noising_snapshots(
     times: &[usize],
     rng: &mut crate::rng::NoiseSource,
     device: &Device,
-) -> crate::Result<Vec<crate::sampling::Frame>> {
-    let x0 = crate::sampling::from_points(data, device);
+) -> crate::Result<Vec<crate::points::Frame>> {
+    let x0 = crate::points::from_points(data, device);
     times
         .iter()
         .map(|&time| {
@@ -258,14 +237,14 @@ pub fn noising_snapshots(
             } else {
                 let index = time.min(schedule.timesteps()) - 1;
                 let noise = rng.normal([data.len(), 2], device);
-                crate::sampling::to_points(q_sample(
+                crate::points::to_points(q_sample(
                     schedule,
                     x0.clone(),
                     &vec![index; data.len()],
                     noise,
                 ))?
             };
-            Ok(crate::sampling::Frame { t: time, points })
+            Ok(crate::points::Frame { t: time, points })
         })
         .collect()
 }

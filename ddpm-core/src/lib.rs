@@ -49,6 +49,7 @@ pub mod model;
 pub mod notebook;
 pub mod pipeline;
 pub mod plot;
+pub mod points;
 pub mod progress;
 pub mod rng;
 pub mod sampling;
@@ -148,14 +149,17 @@ pub mod prelude {
     pub use crate::config::ExperimentConfig;
     pub use crate::data::{DataConfig, Dataset2d, DatasetKind};
     pub use crate::diffusion::{
-        Prediction, mean_from_eps, noise_prediction_loss, predict_x0_from_eps, q_posterior,
-        q_sample, q_step, timestep_tensor,
+        Prediction, mean_from_eps, predict_x0_from_eps, q_posterior, q_sample, q_step,
+        timestep_tensor,
     };
     pub use crate::experiment::{Comparison, ExperimentName, run_experiment};
-    pub use crate::loss::{LossWeighting, NllBound, nll_bound, training_loss};
+    pub use crate::loss::{
+        LossWeighting, NllBound, Objective, nll_bound, noise_prediction_loss, training_loss,
+    };
     pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
     pub use crate::model::{
-        Activation, DenoiserConfig, InputEncoding, MlpDenoiser, ModelVariance, TimeEmbeddingKind,
+        Activation, Denoiser, DenoiserConfig, DenoiserOutput, InputEncoding, MlpDenoiser,
+        ModelVariance, TimeEmbeddingKind,
     };
     pub use crate::notebook::{Gif, Svg, Table};
     pub use crate::pipeline::PipelineRun;
@@ -165,7 +169,7 @@ pub mod prelude {
     pub use crate::rng::{NoiseSource, seeded};
     pub use crate::sampling::{
         DdimSampler, DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, Sampler,
-        SamplerKind, SamplingConfig, TimestepSpacing, from_points, to_points,
+        SamplerKind, SamplingConfig, StepRule, TimestepSpacing, from_points, run_chain, to_points,
     };
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
     pub use crate::train::{

@@ -19,13 +19,13 @@ use crate::diffusion::{
     Prediction, gather, learned_log_variance, per_sample, q_posterior_mean, q_sample,
     timestep_tensor,
 };
-use crate::model::MlpDenoiser;
+use crate::model::Denoiser;
 use crate::notebook::Table;
 use crate::plot::TimestepCurves;
+use crate::points::{from_points, read_floats};
 use crate::rng::NoiseSource;
-use crate::sampling::{PosteriorVariance, from_points, read_floats};
+use crate::sampling::PosteriorVariance;
 use crate::schedule::NoiseSchedule;
-use crate::train::TrainConfig;
 use crate::{DdpmError, Result};
 
 choice_enum! {
@@ -41,9 +41,35 @@ choice_enum! {
     }
 }
 
+/// The knobs of the training objective: how timesteps are weighted, and how much of the bound a
+/// learned variance is trained with. The `train` section of a config holds them
+/// (`TrainConfig::objective`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    /// How each timestep's squared error is weighted.
+    pub weighting: LossWeighting,
+    /// gamma of min-SNR-gamma weighting (Hang et al. use 5); ignored by `simple`.
+    pub min_snr_gamma: f64,
+    /// lambda of the hybrid loss L_simple + lambda L_vlb that trains a learned variance
+    /// (Nichol & Dhariwal use 0.001); ignored when the variance is fixed.
+    pub vlb_weight: f64,
+}
+
+impl Default for Objective {
+    /// L_simple, with min-SNR's gamma = 5 and the hybrid loss's lambda = 0.001 ready for when
+    /// they are switched on.
+    fn default() -> Self {
+        Self {
+            weighting: LossWeighting::Simple,
+            min_snr_gamma: 5.0,
+            vlb_weight: 0.001,
+        }
+    }
+}
+
 /// What a model with this config minimises, in words, e.g. `"L_simple (MSE of eps)"` or
 /// `"min-SNR-5 MSE of v + 0.001 T L_vlb"`: for chart titles and tables.
-pub fn objective_name(model: &crate::model::DenoiserConfig, train: &TrainConfig) -> String {
+pub fn objective_name(model: &crate::model::DenoiserConfig, train: &Objective) -> String {
     let target = match model.prediction {
         Prediction::Epsilon => "eps",
         Prediction::X0 => "x0",
@@ -145,6 +171,26 @@ pub fn vlb_terms(
     kl.mask_where(at_zero, decoder).reshape([batch])
 }
 
+/// The simplified DDPM objective L_simple (Ho et al. eq. 14): the mean squared error between the
+/// noise added to x_0 and the noise the model predicts from x_t. Returns a scalar `[1]` tensor.
+///
+/// This is the loss of an epsilon-predicting model, written out for the tutorial; a model that
+/// predicts x_0 or v is compared with its own target instead, so the function is never silently
+/// wrong. [`training_loss`] adds the weighting and the learned variance's term.
+pub fn noise_prediction_loss<M: Denoiser>(
+    model: &M,
+    schedule: &NoiseSchedule,
+    x0: Tensor<2>,
+    t: &[usize],
+    noise: Tensor<2>,
+) -> Tensor<1> {
+    let device = x0.device();
+    let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
+    let out = model.denoise(x_t, timestep_tensor(t, &device));
+    let target = out.target.target(schedule, x0, noise, t);
+    (out.value - target).square().mean()
+}
+
 /// The parts of one training loss.
 #[derive(Debug, Clone)]
 pub struct LossTerms {
@@ -162,18 +208,18 @@ pub struct LossTerms {
 /// The target follows the model's [`Prediction`]; the weighting follows `config.weighting`. A
 /// model with a learned variance adds `config.vlb_weight * T` times the batch's mean L_vlb term:
 /// with lambda = 0.001 this is Improved DDPM's hybrid loss (lambda times the sum of T terms).
-pub fn training_loss(
-    model: &MlpDenoiser,
+pub fn training_loss<M: Denoiser>(
+    model: &M,
     schedule: &NoiseSchedule,
     x0: Tensor<2>,
     t: &[usize],
     noise: Tensor<2>,
-    config: &TrainConfig,
+    config: &Objective,
 ) -> LossTerms {
     let device = x0.device();
-    let prediction = model.config().prediction;
     let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
-    let out = model.predict(x_t.clone(), timestep_tensor(t, &device));
+    let out = model.denoise(x_t.clone(), timestep_tensor(t, &device));
+    let prediction = out.target;
     let target = prediction.target(schedule, x0.clone(), noise, t);
     let squared = (out.value.clone() - target).square();
     let mse = match config.weighting {
@@ -263,8 +309,8 @@ impl NllBound {
 ///
 /// A model with a learned variance uses it; a fixed-variance model uses `fixed`. Costs T forward
 /// passes over the points.
-pub fn nll_bound(
-    model: &MlpDenoiser,
+pub fn nll_bound<M: Denoiser>(
+    model: &M,
     schedule: &NoiseSchedule,
     points: &[[f32; 2]],
     fixed: PosteriorVariance,
@@ -280,12 +326,13 @@ pub fn nll_bound(
     let n = points.len();
     let x0 = from_points(points, device);
     let mut rng = NoiseSource::new(seed);
-    let prediction = model.config().prediction;
     let mut per_step = Vec::with_capacity(schedule.timesteps());
     for t in 0..schedule.timesteps() {
         let x_t = q_sample(schedule, x0.clone(), &[t], rng.normal([n, 2], device));
-        let out = model.predict_at(x_t.clone(), t);
-        let (x0_pred, _) = prediction.to_x0_and_eps(schedule, x_t.clone(), &[t], out.value);
+        let out = model.denoise_at(x_t.clone(), t);
+        let (x0_pred, _) = out
+            .target
+            .to_x0_and_eps(schedule, x_t.clone(), &[t], out.value);
         let log_var = match out.variance {
             Some(v) => learned_log_variance(schedule, v, &[t]),
             None => fixed.log_variance(schedule, &[t], device),
@@ -332,7 +379,6 @@ fn mean_of(values: Tensor<1>, what: &str, t: usize) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diffusion::noise_prediction_loss;
     use crate::model::{DenoiserConfig, ModelVariance};
     use crate::rng::seeded;
     use crate::schedule::ScheduleConfig;
@@ -348,7 +394,7 @@ mod tests {
     #[test]
     fn objective_names_say_what_is_minimised() {
         let mut model = DenoiserConfig::default();
-        let mut train = TrainConfig::default();
+        let mut train = Objective::default();
         assert_eq!(objective_name(&model, &train), "L_simple (MSE of eps)");
         model.prediction = Prediction::V;
         train.weighting = LossWeighting::MinSnr;
@@ -428,7 +474,7 @@ mod tests {
         let x0 = rng.normal([32, 2], &device);
         let noise = rng.normal([32, 2], &device);
         let t = rng.timesteps(32, 1000);
-        let config = TrainConfig::default();
+        let config = Objective::default();
         let general = training_loss(&model, &schedule, x0.clone(), &t, noise.clone(), &config);
         let tutorial = noise_prediction_loss(&model, &schedule, x0, &t, noise);
         assert!((scalar(general.total) - scalar(tutorial)).abs() < 1e-6);
@@ -448,7 +494,7 @@ mod tests {
         let x0 = rng.normal([32, 2], &device);
         let noise = rng.normal([32, 2], &device);
         let t = rng.timesteps(32, 1000);
-        let config = TrainConfig::default();
+        let config = Objective::default();
         let terms = training_loss(&model, &schedule, x0, &t, noise, &config);
         let (total, mse) = (scalar(terms.total), scalar(terms.mse));
         let vlb = scalar(terms.vlb.expect("a learned variance has a bound term"));

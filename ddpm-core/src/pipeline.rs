@@ -477,7 +477,7 @@ impl PipelineRun {
             per_epoch: self.report.history.per_epoch.clone(),
             title: format!(
                 "Training loss: {} ({}, {} epochs)",
-                crate::loss::objective_name(&self.config.model, &self.config.train),
+                crate::loss::objective_name(&self.config.model, &self.config.train.objective()),
                 self.config.data.dataset,
                 self.config.train.epochs
             ),

@@ -6,15 +6,15 @@ use std::path::Path;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
 use crate::data::Dataset2d;
-use crate::loss::{LossWeighting, training_loss};
-use crate::model::{DenoiserConfig, MlpDenoiser};
+use crate::loss::{LossWeighting, Objective, training_loss};
+use crate::model::{Denoiser, DenoiserConfig, MlpDenoiser};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -57,6 +57,7 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
+        let objective = Objective::default();
         Self {
             epochs: 200,
             batch_size: 128,
@@ -64,14 +65,23 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::Constant,
             ema_decay: 0.995,
             grad_clip: 1.0,
-            weighting: LossWeighting::Simple,
-            min_snr_gamma: 5.0,
-            vlb_weight: 0.001,
+            weighting: objective.weighting,
+            min_snr_gamma: objective.min_snr_gamma,
+            vlb_weight: objective.vlb_weight,
         }
     }
 }
 
 impl TrainConfig {
+    /// The loss's own knobs: weighting, min-SNR's gamma and the hybrid loss's lambda.
+    pub fn objective(&self) -> Objective {
+        Objective {
+            weighting: self.weighting,
+            min_snr_gamma: self.min_snr_gamma,
+            vlb_weight: self.vlb_weight,
+        }
+    }
+
     /// Check every field; `prefix` is the path of this section in the experiment config.
     pub fn validate(&self, prefix: &str) -> Result<()> {
         let field = |name: &str| format!("{prefix}{name}");
@@ -142,10 +152,10 @@ pub struct LossHistory {
 
 /// What a training run produces.
 #[derive(Debug, Clone)]
-pub struct Trained {
+pub struct Trained<M = MlpDenoiser> {
     /// The network to sample with, on the non-autodiff device: the EMA weights when
     /// `ema_decay > 0`, the last weights otherwise.
-    pub model: MlpDenoiser,
+    pub model: M,
     /// The losses along the way.
     pub history: LossHistory,
 }
@@ -186,20 +196,26 @@ impl TrainObserver for PrintEvery {
 /// `device` must have autodiff enabled (`device.autodiff()`); the returned model lives on the
 /// same device without autodiff. Every random draw (batch order, timesteps, noise) comes from
 /// `seed`. Stops with [`DdpmError::Diverged`] as soon as the loss is NaN or infinite.
-pub fn train(
-    model: MlpDenoiser,
+pub fn train<M: Denoiser>(
+    model: M,
     schedule: &NoiseSchedule,
     data: &Dataset2d,
     config: &TrainConfig,
     seed: u64,
     device: &Device,
     observer: &mut dyn TrainObserver,
-) -> Result<Trained> {
+) -> Result<Trained<M>> {
     config.validate("train.")?;
     if data.is_empty() {
         return Err(DdpmError::InvalidInput {
             field: "data",
             message: "the dataset is empty".into(),
+        });
+    }
+    if Module::num_params(&model) == 0 {
+        return Err(DdpmError::InvalidInput {
+            field: "model",
+            message: "the denoiser has no parameters to train".into(),
         });
     }
     let device = device.clone().autodiff();
@@ -221,6 +237,7 @@ pub fn train(
     };
     let mut ema = (config.ema_decay > 0.0).then(|| Ema::new(&model, config.ema_decay));
     let mut rng = NoiseSource::new(seed);
+    let objective = config.objective();
     let mut history = LossHistory::default();
     observer.on_start(total_steps);
 
@@ -235,7 +252,7 @@ pub fn train(
 
             // 2. L_simple = |eps - eps_theta(x_t, t)|^2 (Ho et al. eq. 14), or its x_0 / v
             //    form, weighted as configured, plus lambda L_vlb for a learned variance
-            let loss = training_loss(&model, schedule, x0, &t, noise, config).total;
+            let loss = training_loss(&model, schedule, x0, &t, noise, &objective).total;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let value: f32 = loss.into_scalar();
             let step = history.per_step.len();
@@ -277,14 +294,14 @@ pub fn train(
 /// Exponential moving average of a model's weights: `ema = decay * ema + (1 - decay) * w`,
 /// kept on the plain (non-autodiff) device.
 #[derive(Debug, Clone)]
-pub struct Ema {
-    model: MlpDenoiser,
+pub struct Ema<M = MlpDenoiser> {
+    model: M,
     decay: f64,
 }
 
-impl Ema {
+impl<M: Module> Ema<M> {
     /// Start the average at the current weights of `model`.
-    pub fn new(model: &MlpDenoiser, decay: f64) -> Self {
+    pub fn new(model: &M, decay: f64) -> Self {
         Self {
             model: model.valid(),
             decay,
@@ -292,7 +309,7 @@ impl Ema {
     }
 
     /// Blend the current weights of `model` into the average.
-    pub fn update(&mut self, model: &MlpDenoiser) {
+    pub fn update(&mut self, model: &M) {
         let mut collect = CollectParams::default();
         model.visit(&mut collect);
         let mut blend = BlendParams {
@@ -303,7 +320,7 @@ impl Ema {
     }
 
     /// The averaged model.
-    pub fn into_model(self) -> MlpDenoiser {
+    pub fn into_model(self) -> M {
         self.model
     }
 }
@@ -344,7 +361,7 @@ impl ModuleMapper for BlendParams {
 
 /// Save the model's weights to `path` (burn's burnpack format), atomically: the record is
 /// written beside the target and renamed over it, so a crash never leaves a broken file.
-pub fn save_model(model: &MlpDenoiser, path: &Path) -> Result<()> {
+pub fn save_model<M: Module>(model: &M, path: &Path) -> Result<()> {
     let tmp = crate::io::temp_path_for(path);
     let result = model
         .clone()
@@ -361,7 +378,7 @@ pub fn save_model(model: &MlpDenoiser, path: &Path) -> Result<()> {
     result
 }
 
-/// Load weights saved by [`save_model`] into a network of architecture `config`.
+/// Load weights saved by [`save_model`] into an MLP of architecture `config`.
 ///
 /// A missing file, a file that is not a complete burnpack record (truncated, or something else
 /// altogether) and weights of another architecture each give a [`DdpmError::Record`] that says
@@ -372,6 +389,30 @@ pub fn load_model(
     path: &Path,
     device: &Device,
 ) -> Result<MlpDenoiser> {
+    load_weights(config.init(timesteps, device), path).map_err(|e| match e {
+        DdpmError::Record { path, message } if message.starts_with(MISMATCH) => DdpmError::Record {
+            path,
+            message: format!(
+                "{MISMATCH} (model.hidden_size = {}, model.depth = {}, \
+                     model.embedding_size = {}, model.time_embedding = {}, model.variance = {}, \
+                     diffusion.timesteps = {timesteps}); was it trained with another config? {}",
+                config.hidden_size,
+                config.depth,
+                config.embedding_size,
+                config.time_embedding,
+                config.variance,
+                &message[MISMATCH.len()..].trim_start_matches(": "),
+            ),
+        },
+        other => other,
+    })
+}
+
+const MISMATCH: &str = "its weights do not fit the configured network";
+
+/// Load weights saved by [`save_model`] into `fresh`, a network of the architecture they were
+/// saved from (any [`Module`]).
+pub fn load_weights<M: Module>(fresh: M, path: &Path) -> Result<M> {
     let fail = |message: String| DdpmError::Record {
         path: path.to_path_buf(),
         message,
@@ -387,23 +428,12 @@ pub fn load_model(
             "not a readable model record (truncated or corrupt?): {e:?}"
         ))
     })?;
-    config
-        .init(timesteps, device)
-        .try_load_record(record)
-        .map_err(|e| {
-            fail(format!(
-                "its weights do not fit the configured network (model.hidden_size = {}, \
-                 model.depth = {}, model.embedding_size = {}, model.time_embedding = {}, \
-                 model.variance = {}, diffusion.timesteps = {timesteps}); was it trained with \
-                 another config? {}",
-                config.hidden_size,
-                config.depth,
-                config.embedding_size,
-                config.time_embedding,
-                config.variance,
-                truncate_chars(&format!("{e:?}"), 240)
-            ))
-        })
+    fresh.try_load_record(record).map_err(|e| {
+        fail(format!(
+            "{MISMATCH}: {}",
+            truncate_chars(&format!("{e:?}"), 240)
+        ))
+    })
 }
 
 /// At most `max` characters of `text`, marked when cut (burn lists every mismatched tensor).

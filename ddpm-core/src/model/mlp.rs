@@ -11,6 +11,7 @@ use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
 
 use super::embedding::{TimeEmbeddingKind, sinusoidal_embedding};
+use super::{Denoiser, DenoiserOutput};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
 use crate::{DdpmError, Result};
@@ -180,16 +181,6 @@ impl DenoiserConfig {
     }
 }
 
-/// What the denoiser says about (x_t, t), split into its parts.
-#[derive(Debug, Clone)]
-pub struct DenoiserOutput {
-    /// The prediction of the configured target (noise, x_0 or v), `[batch, 2]`.
-    pub value: Tensor<2>,
-    /// The variance interpolation values v (`[batch, 2]`) of a learned-range model; `None` for
-    /// a fixed variance.
-    pub variance: Option<Tensor<2>>,
-}
-
 /// The MLP denoiser epsilon_theta(x_t, t) (or x0_theta, v_theta: see [`Prediction`]).
 #[derive(Module, Debug)]
 pub struct MlpDenoiser {
@@ -212,27 +203,18 @@ impl MlpDenoiser {
         &self.config
     }
 
-    /// [`Self::forward`], split into the prediction and the learned variance values.
-    pub fn predict(&self, x: Tensor<2>, t: Tensor<1, Int>) -> DenoiserOutput {
-        self.split(self.forward(x, t))
-    }
-
-    /// [`Self::forward_at`], split into the prediction and the learned variance values.
-    pub fn predict_at(&self, x: Tensor<2>, t: usize) -> DenoiserOutput {
-        self.split(self.forward_at(x, t))
-    }
-
-    /// Split a raw output into its parts.
-    pub fn split(&self, output: Tensor<2>) -> DenoiserOutput {
-        match self.config.variance {
-            ModelVariance::Fixed => DenoiserOutput {
-                value: output,
-                variance: None,
-            },
-            ModelVariance::LearnedRange => DenoiserOutput {
-                value: output.clone().narrow(1, 0, 2),
-                variance: Some(output.narrow(1, 2, 2)),
-            },
+    /// Split a raw output into the prediction and the learned variance values.
+    fn split(&self, output: Tensor<2>) -> DenoiserOutput {
+        let (value, variance) = match self.config.variance {
+            ModelVariance::Fixed => (output, None),
+            ModelVariance::LearnedRange => {
+                (output.clone().narrow(1, 0, 2), Some(output.narrow(1, 2, 2)))
+            }
+        };
+        DenoiserOutput {
+            target: self.config.prediction,
+            value,
+            variance,
         }
     }
 
@@ -293,6 +275,25 @@ impl MlpDenoiser {
     }
 }
 
+impl Denoiser for MlpDenoiser {
+    fn prediction(&self) -> Prediction {
+        self.config.prediction
+    }
+
+    fn learns_variance(&self) -> bool {
+        self.config.variance == ModelVariance::LearnedRange
+    }
+
+    fn denoise(&self, x_t: Tensor<2>, t_index: Tensor<1, Int>) -> DenoiserOutput {
+        self.split(self.forward(x_t, t_index))
+    }
+
+    /// The time features are computed once for the batch ([`MlpDenoiser::forward_at`]).
+    fn denoise_at(&self, x_t: Tensor<2>, t_index: usize) -> DenoiserOutput {
+        self.split(self.forward_at(x_t, t_index))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,7 +330,9 @@ mod tests {
             let model = seeded(&device, 3, || config.init(100, &device));
             let raw = model.forward_at(x.clone(), 10);
             assert_eq!(raw.dims(), [7, width]);
-            let out = model.predict_at(x.clone(), 10);
+            let out = model.denoise_at(x.clone(), 10);
+            assert_eq!(out.target, Prediction::Epsilon);
+            assert_eq!(model.learns_variance(), width == 4);
             assert_eq!(out.value.dims(), [7, 2]);
             assert_eq!(
                 out.variance.as_ref().map(|v| v.dims()),

@@ -1,10 +1,76 @@
-//! Denoisers: networks that take a noisy point x_t and its timestep t and predict the noise (or
+//! Denoisers: networks that take a noisy point x_t and its timestep and predict the noise (or
 //! x_0, or the velocity), optionally with the variance of the reverse step.
+//!
+//! Everything downstream — the samplers, the losses, training, the EMA, the likelihood bound and
+//! the score field — sees a network only through the [`Denoiser`] trait. Its output says what it
+//! predicts and carries the learned variance when there is one, so nothing has to be told the
+//! network's target a second time or guess a variance from a tensor's width. A new network
+//! plugs in by implementing the trait.
 
 mod embedding;
 mod mlp;
 
+use burn::module::{Module, ModuleDisplay};
+use burn::prelude::*;
+
 pub use embedding::{TimeEmbeddingKind, sinusoidal_embedding};
-pub use mlp::{
-    Activation, DenoiserConfig, DenoiserOutput, InputEncoding, MlpDenoiser, ModelVariance,
-};
+pub use mlp::{Activation, DenoiserConfig, InputEncoding, MlpDenoiser, ModelVariance};
+
+use crate::diffusion::Prediction;
+
+/// What a denoiser says about x_t: its prediction, what that prediction is, and the learned
+/// variance when the network has one.
+#[derive(Debug, Clone)]
+pub struct DenoiserOutput {
+    /// What `value` predicts: the noise, x_0 or the velocity.
+    pub target: Prediction,
+    /// The prediction, shaped like x_t.
+    pub value: Tensor<2>,
+    /// The learned-range variance values v (Nichol & Dhariwal 2021, eq. 15), shaped like x_t;
+    /// `None` for a network with a fixed variance.
+    pub variance: Option<Tensor<2>>,
+}
+
+impl DenoiserOutput {
+    /// A prediction of `target` with a fixed variance.
+    pub fn new(target: Prediction, value: Tensor<2>) -> Self {
+        Self {
+            target,
+            value,
+            variance: None,
+        }
+    }
+
+    /// The same prediction with learned-range variance values.
+    pub fn with_variance(mut self, variance: Tensor<2>) -> Self {
+        self.variance = Some(variance);
+        self
+    }
+}
+
+/// A network that denoises: the one seam between a model and the rest of the library.
+///
+/// Time is given as the 0-based index `i = t - 1` of the paper's step t (`0..T`), the index of
+/// every coefficient vector of [`crate::schedule::NoiseSchedule`].
+///
+/// It is a burn [`Module`], so training, the EMA and save/load work on any implementation
+/// (`ModuleDisplay` lets generic wrappers derive `Module` too).
+pub trait Denoiser: Module + ModuleDisplay {
+    /// What the output predicts.
+    fn prediction(&self) -> Prediction;
+
+    /// Whether the output carries a learned variance.
+    fn learns_variance(&self) -> bool;
+
+    /// The prediction for points `x_t` (`[batch, 2]`) at time indices `t_index` (`[batch]`,
+    /// each in `0..T`).
+    fn denoise(&self, x_t: Tensor<2>, t_index: Tensor<1, Int>) -> DenoiserOutput;
+
+    /// [`Self::denoise`] with every point at the same time index (as in sampling).
+    /// Implementations may override it with something faster.
+    fn denoise_at(&self, x_t: Tensor<2>, t_index: usize) -> DenoiserOutput {
+        let [batch, _] = x_t.dims();
+        let t = Tensor::<1, Int>::full([batch], t_index as i64, &x_t.device());
+        self.denoise(x_t, t)
+    }
+}

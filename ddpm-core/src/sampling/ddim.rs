@@ -5,10 +5,10 @@
 
 use burn::prelude::*;
 
-use super::{Frame, SampleOutput, split_output, to_points};
+use super::{SampleOutput, StepRule, run_chain};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
-use crate::model::MlpDenoiser;
+use crate::model::{Denoiser, DenoiserOutput};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -64,7 +64,6 @@ pub struct DdimSampler<'a> {
     steps: Vec<usize>,
     eta: f64,
     clip_x0: Option<f32>,
-    prediction: Prediction,
 }
 
 impl<'a> DdimSampler<'a> {
@@ -87,21 +86,12 @@ impl<'a> DdimSampler<'a> {
             schedule,
             eta,
             clip_x0: None,
-            prediction: Prediction::Epsilon,
         })
     }
 
     /// Clip predicted x_0 to `[-bound, bound]` in every step; 0 turns clipping off.
     pub fn with_clip_x0(mut self, bound: f32) -> Self {
         self.clip_x0 = (bound > 0.0).then_some(bound);
-        self
-    }
-
-    /// Read model outputs as `model` writes them (its prediction target). [`Self::sample`] and
-    /// [`Self::invert`] do this themselves; use it before calling [`Self::step`] by hand. DDIM
-    /// has no use for a learned variance: eta sets the noise.
-    pub fn for_model(mut self, model: &MlpDenoiser) -> Self {
-        self.prediction = model.config().prediction;
         self
     }
 
@@ -131,22 +121,21 @@ impl<'a> DdimSampler<'a> {
     }
 
     /// One step from x_t to x_prev (`prev` = `None` lands on x_0), given the model's `output` at
-    /// (x_t, t) (the noise for an epsilon model) and fresh standard normal `noise` (unused when
-    /// sigma is 0). A learned variance's columns, if `output` carries them, are ignored.
-    pub fn step<const D: usize>(
+    /// (x_t, t) and fresh standard normal `noise` (unused when sigma is 0). DDIM has no use for
+    /// a learned variance: eta sets the noise.
+    pub fn step(
         &self,
-        output: Tensor<D>,
+        output: DenoiserOutput,
         t: usize,
         prev: Option<usize>,
-        x_t: Tensor<D>,
-        noise: Tensor<D>,
-    ) -> Tensor<D> {
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> Tensor<2> {
         // 1. predict x_0 (Song et al. eq. 12, "predicted x_0"); when it is clipped, the noise
         //    is re-derived from the clipped x_0 so that both terms below agree (as diffusers does)
-        let (output, _) = split_output(output, x_t.dims()[1]);
-        let (x0, eps) = self
-            .prediction
-            .to_x0_and_eps(self.schedule, x_t.clone(), &[t], output);
+        let (x0, eps) = output
+            .target
+            .to_x0_and_eps(self.schedule, x_t.clone(), &[t], output.value);
         let (x0, eps) = match self.clip_x0 {
             Some(bound) => {
                 let x0 = x0.clamp(-bound, bound);
@@ -169,11 +158,11 @@ impl<'a> DdimSampler<'a> {
         }
     }
 
-    /// Draw `n` points from x_T ~ N(0, I) through the sub-sequence. States at the paper times in
-    /// `record` that the sub-sequence visits (and 0 for the samples) are kept.
-    pub fn sample(
+    /// Draw `n` points from x_T ~ N(0, I) through the sub-sequence ([`run_chain`]). States at
+    /// the paper times in `record` that the sub-sequence visits (and 0 for the samples) are kept.
+    pub fn sample<M: Denoiser>(
         &self,
-        model: &MlpDenoiser,
+        model: &M,
         n: usize,
         rng: &mut NoiseSource,
         record: &[usize],
@@ -185,54 +174,21 @@ impl<'a> DdimSampler<'a> {
 
     /// [`Self::sample`] from a given starting state `x` (at the noisiest step), e.g. the result
     /// of [`Self::invert`].
-    pub fn sample_from(
+    pub fn sample_from<M: Denoiser>(
         &self,
-        model: &MlpDenoiser,
-        mut x: Tensor<2>,
+        model: &M,
+        x: Tensor<2>,
         rng: &mut NoiseSource,
         record: &[usize],
     ) -> Result<SampleOutput> {
-        let sampler = self.clone().for_model(model);
-        let device = x.device();
-        let [n, _] = x.dims();
-        let mut trajectory = Vec::new();
-        for (i, &t) in self.steps.iter().enumerate() {
-            if i == 0 && record.contains(&(t + 1)) {
-                trajectory.push(Frame {
-                    t: t + 1,
-                    points: to_points(x.clone())?,
-                });
-            }
-            let prev = self.steps.get(i + 1).copied();
-            let output = model.predict_at(x.clone(), t).value;
-            let noise = if self.sigma(t, prev) > 0.0 {
-                rng.normal([n, 2], &device)
-            } else {
-                x.zeros_like()
-            };
-            x = sampler.step(output, t, prev, x, noise);
-            // x now holds the state at paper time prev + 1 (0 for the samples).
-            let time = prev.map_or(0, |p| p + 1);
-            if record.contains(&time) {
-                trajectory.push(Frame {
-                    t: time,
-                    points: to_points(x.clone())
-                        .map_err(|_| DdpmError::NonFiniteSamples { timestep: time })?,
-                });
-            }
-        }
-        let samples = to_points(x).map_err(|_| DdpmError::NonFiniteSamples { timestep: 0 })?;
-        Ok(SampleOutput {
-            samples,
-            trajectory,
-        })
+        run_chain(self, model, x, rng, record)
     }
 
     /// Deterministic DDIM inversion: run the eta = 0 ODE from data `x0` up to the noisiest step
     /// of the sub-sequence, evaluating the model at each target step with the current state
     /// (the usual approximation). Sampling from the result with the same sampler returns close
     /// to `x0`.
-    pub fn invert(&self, model: &MlpDenoiser, x0: Tensor<2>) -> Result<Tensor<2>> {
+    pub fn invert<M: Denoiser>(&self, model: &M, x0: Tensor<2>) -> Result<Tensor<2>> {
         if self.eta != 0.0 {
             return Err(DdpmError::invalid(
                 "eta",
@@ -240,11 +196,11 @@ impl<'a> DdimSampler<'a> {
                 "must be 0 to invert: only deterministic DDIM is invertible",
             ));
         }
-        let prediction = model.config().prediction;
+        let prediction = model.prediction();
         let mut x = x0;
         let mut from: Option<usize> = None;
         for &t in self.steps.iter().rev() {
-            let output = model.predict_at(x.clone(), t).value;
+            let output = model.denoise_at(x.clone(), t).value;
             // Read the output at the level x is at now (as diffusers' DDIMInverseScheduler does),
             // then move x_0 and the noise to step t.
             let (x0_pred, eps) = match (from, prediction) {
@@ -266,6 +222,27 @@ impl<'a> DdimSampler<'a> {
     }
 }
 
+impl StepRule for DdimSampler<'_> {
+    fn time_indices(&self) -> Vec<usize> {
+        self.steps.clone()
+    }
+
+    fn adds_noise(&self, t: usize, prev: Option<usize>) -> bool {
+        self.sigma(t, prev) > 0.0
+    }
+
+    fn step(
+        &self,
+        output: DenoiserOutput,
+        t: usize,
+        prev: Option<usize>,
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> Tensor<2> {
+        DdimSampler::step(self, output, t, prev, x_t, noise)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +250,10 @@ mod tests {
     use crate::rng::seeded;
     use crate::sampling::{DdpmSampler, PosteriorVariance, from_points};
     use crate::schedule::ScheduleConfig;
+
+    fn eps_out(eps: Tensor<2>) -> DenoiserOutput {
+        DenoiserOutput::new(Prediction::Epsilon, eps)
+    }
 
     fn device() -> Device {
         crate::Backend::default_cpu().device().unwrap()
@@ -327,8 +308,8 @@ mod tests {
                 (ddim.sigma(t, Some(t - 1)) - ddpm.sigma(t)).abs() < 1e-12,
                 "t={t}"
             );
-            let a = ddim.step(eps.clone(), t, Some(t - 1), x_t.clone(), z.clone());
-            let b = ddpm.step(eps.clone(), t, x_t.clone(), z.clone());
+            let a = ddim.step(eps_out(eps.clone()), t, Some(t - 1), x_t.clone(), z.clone());
+            let b = ddpm.step(eps_out(eps.clone()), t, x_t.clone(), z.clone());
             assert!(max_abs_diff(a, b) < 1e-4, "t={t}");
         }
     }
@@ -374,8 +355,8 @@ mod tests {
             rng.normal([8, 2], &device),
             rng.normal([8, 2], &device),
         );
-        let a = ddim.step(eps.clone(), 999, Some(949), x.clone(), z);
-        let b = ddim.step(eps, 999, Some(949), x.clone(), x.zeros_like());
+        let a = ddim.step(eps_out(eps.clone()), 999, Some(949), x.clone(), z);
+        let b = ddim.step(eps_out(eps), 999, Some(949), x.clone(), x.zeros_like());
         assert_eq!(max_abs_diff(a, b), 0.0);
         let err = DdimSampler::new(&schedule, 20, TimestepSpacing::Trailing, 1.5).unwrap_err();
         assert!(err.to_string().contains("eta"), "{err}");
@@ -462,11 +443,15 @@ mod tests {
         let x_t = crate::diffusion::q_sample(&schedule, x0.clone(), &[t], eps.clone());
         let expected = crate::diffusion::q_sample(&schedule, x0.clone(), &[prev], eps.clone());
         for &target in Prediction::ALL {
-            let mut sampler =
-                DdimSampler::new(&schedule, 10, TimestepSpacing::Trailing, 0.0).unwrap();
-            sampler.prediction = target;
+            let sampler = DdimSampler::new(&schedule, 10, TimestepSpacing::Trailing, 0.0).unwrap();
             let output = target.target(&schedule, x0.clone(), eps.clone(), &[t]);
-            let jumped = sampler.step(output, t, Some(prev), x_t.clone(), x_t.zeros_like());
+            let jumped = sampler.step(
+                DenoiserOutput::new(target, output),
+                t,
+                Some(prev),
+                x_t.clone(),
+                x_t.zeros_like(),
+            );
             let err = max_abs_diff(jumped, expected.clone());
             assert!(err < 1e-4, "{target}: {err}");
         }

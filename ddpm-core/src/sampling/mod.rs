@@ -1,8 +1,9 @@
 //! The reverse process: DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) here, DDIM in
 //! [`ddim`].
 //!
-//! A sampler is a loop over [`DdpmSampler::step`], which reads like diffusers' `step`: predict
-//! x_0, form the posterior mean, add noise.
+//! DDPM and DDIM differ only in their step rule ([`StepRule`]): which time indices they visit
+//! and how one step moves x_t. [`run_chain`] is the one loop both share. A step reads like
+//! diffusers' `step`: predict x_0, form the posterior mean, add noise.
 
 mod ddim;
 
@@ -12,9 +13,10 @@ use serde::{Deserialize, Serialize};
 pub use ddim::{DdimSampler, TimestepSpacing, timestep_subsequence};
 
 use crate::choice::choice_enum;
-use crate::diffusion::{Prediction, learned_log_variance, q_posterior};
-use crate::model::MlpDenoiser;
+use crate::diffusion::{learned_log_variance, q_posterior};
+use crate::model::{Denoiser, DenoiserOutput};
 use crate::notebook::Table;
+pub use crate::points::{Frame, from_points, to_points};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -239,9 +241,9 @@ impl Sampler<'_> {
     }
 
     /// Draw `n` points from `model`, keeping the states at the paper times in `record`.
-    pub fn sample(
+    pub fn sample<M: Denoiser>(
         &self,
-        model: &MlpDenoiser,
+        model: &M,
         n: usize,
         rng: &mut NoiseSource,
         record: &[usize],
@@ -267,15 +269,6 @@ pub fn evenly_spaced_steps(timesteps: usize, frames: usize) -> Vec<usize> {
         .collect();
     steps.dedup();
     steps
-}
-
-/// One recorded state of the reverse chain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Frame {
-    /// The paper's time index: `T` for pure noise x_T, `0` for the final samples x_0.
-    pub t: usize,
-    /// The points x_t.
-    pub points: Vec<[f32; 2]>,
 }
 
 /// Generated points and, if asked for, the states along the way.
@@ -336,31 +329,22 @@ pub struct DdpmSampler<'a> {
     schedule: &'a NoiseSchedule,
     variance: PosteriorVariance,
     clip_x0: Option<f32>,
-    prediction: Prediction,
 }
 
 impl<'a> DdpmSampler<'a> {
-    /// A sampler over `schedule` with the given reverse-step variance, for a model that predicts
-    /// the noise (see [`Self::for_model`]).
+    /// A sampler over `schedule` with the given (fixed) reverse-step variance; a model's learned
+    /// variance, when its output has one, takes its place.
     pub fn new(schedule: &'a NoiseSchedule, variance: PosteriorVariance) -> Self {
         Self {
             schedule,
             variance,
             clip_x0: None,
-            prediction: Prediction::Epsilon,
         }
     }
 
     /// Clip predicted x_0 to `[-bound, bound]` in every step; 0 turns clipping off.
     pub fn with_clip_x0(mut self, bound: f32) -> Self {
         self.clip_x0 = (bound > 0.0).then_some(bound);
-        self
-    }
-
-    /// Read model outputs as `model` writes them (its prediction target). [`Self::sample`]
-    /// does this itself; use it before calling [`Self::step`] by hand.
-    pub fn for_model(mut self, model: &MlpDenoiser) -> Self {
-        self.prediction = model.config().prediction;
         self
     }
 
@@ -373,20 +357,16 @@ impl<'a> DdpmSampler<'a> {
         }
     }
 
-    /// One reverse step x_t -> x_{t-1}, given the model's raw output at (x_t, t) (`forward` or
-    /// `forward_at`: the noise for an epsilon model) and fresh standard normal `noise` (unused
-    /// at t = 0).
-    ///
-    /// An output twice as wide as `x_t` carries a learned variance in its second half (see
-    /// [`crate::model::ModelVariance`]), which then replaces the fixed one; an output as wide as
-    /// `x_t` (or `predict(..).value`) uses the fixed variance.
-    pub fn step<const D: usize>(
+    /// One reverse step x_t -> x_{t-1} at time index `t`, given the model's output at (x_t, t)
+    /// and fresh standard normal `noise` (unused at t = 0). A learned variance in the output
+    /// replaces the fixed one.
+    pub fn step(
         &self,
-        output: Tensor<D>,
+        output: DenoiserOutput,
         t: usize,
-        x_t: Tensor<D>,
-        noise: Tensor<D>,
-    ) -> Tensor<D> {
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> Tensor<2> {
         let (_, _, mean, learned_sigma) = self.reverse(output, t, x_t.clone());
         match learned_sigma {
             _ if t == 0 => mean,
@@ -396,13 +376,13 @@ impl<'a> DdpmSampler<'a> {
     }
 
     /// [`Self::step`] with its intermediate values, to look inside one step.
-    pub fn step_parts<const D: usize>(
+    pub fn step_parts(
         &self,
-        output: Tensor<D>,
+        output: DenoiserOutput,
         t: usize,
-        x_t: Tensor<D>,
-        noise: Tensor<D>,
-    ) -> ReverseStep<D> {
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> ReverseStep<2> {
         let (x0_pred, eps, mean, learned_sigma) = self.reverse(output, t, x_t.clone());
         let sigma = match learned_sigma {
             _ if t == 0 => mean.zeros_like(),
@@ -422,17 +402,18 @@ impl<'a> DdpmSampler<'a> {
 
     /// The predicted x_0 and noise, the mean, and the learned noise scale (`None`: the fixed
     /// [`Self::sigma`]) of the step from x_t.
-    fn reverse<const D: usize>(
+    #[allow(clippy::type_complexity)]
+    fn reverse(
         &self,
-        output: Tensor<D>,
+        output: DenoiserOutput,
         t: usize,
-        x_t: Tensor<D>,
-    ) -> (Tensor<D>, Tensor<D>, Tensor<D>, Option<Tensor<D>>) {
-        let (value, variance) = split_output(output, x_t.dims()[1]);
+        x_t: Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>, Tensor<2>, Option<Tensor<2>>) {
         // 1. predict x_0 from x_t and the model's output (Ho et al. eq. 15 for the noise)
-        let (x0_pred, eps) = self
-            .prediction
-            .to_x0_and_eps(self.schedule, x_t.clone(), &[t], value);
+        let (x0_pred, eps) =
+            output
+                .target
+                .to_x0_and_eps(self.schedule, x_t.clone(), &[t], output.value);
         let x0_pred = match self.clip_x0 {
             Some(bound) => x0_pred.clamp(-bound, bound),
             None => x0_pred,
@@ -440,7 +421,7 @@ impl<'a> DdpmSampler<'a> {
         // 2. mean of the posterior q(x_{t-1} | x_t, x_0) (eq. 7); equals eq. 11's mu_theta
         let mean = q_posterior(self.schedule, x0_pred.clone(), x_t, t).mean;
         // 3. a learned noise scale sigma_t (Improved DDPM eq. 15), if the model has one
-        let sigma = variance.map(|values| {
+        let sigma = output.variance.map(|values| {
             learned_log_variance(self.schedule, values, &[t])
                 .mul_scalar(0.5)
                 .exp()
@@ -448,96 +429,116 @@ impl<'a> DdpmSampler<'a> {
         (x0_pred, eps, mean, sigma)
     }
 
-    /// Draw `n` points: start from x_T ~ N(0, I) and apply [`Self::step`] for t = T-1, ..., 0.
+    /// Draw `n` points: start from x_T ~ N(0, I) and step for t = T-1, ..., 0 ([`run_chain`]).
     /// States at the paper times in `record` (each in `0..=T`) are kept in the trajectory.
-    pub fn sample(
+    pub fn sample<M: Denoiser>(
         &self,
-        model: &MlpDenoiser,
+        model: &M,
         n: usize,
         rng: &mut NoiseSource,
         record: &[usize],
         device: &Device,
     ) -> Result<SampleOutput> {
-        let sampler = self.clone().for_model(model);
-        let big_t = self.schedule.timesteps();
-        let mut trajectory = Vec::new();
-        let mut x = rng.normal([n, 2], device);
-        if record.contains(&big_t) {
-            trajectory.push(Frame {
-                t: big_t,
-                points: to_points(x.clone())?,
-            });
-        }
-        for t in (0..big_t).rev() {
-            let output = model.forward_at(x.clone(), t);
-            let noise = if t > 0 {
-                rng.normal([n, 2], device)
-            } else {
-                x.zeros_like()
-            };
-            x = sampler.step(output, t, x, noise);
-            // x now holds x_{t-1} in the paper's 1-based time, i.e. time index t.
-            if record.contains(&t) {
-                trajectory.push(Frame {
-                    t,
-                    points: to_points(x.clone())
-                        .map_err(|_| DdpmError::NonFiniteSamples { timestep: t })?,
-                });
-            }
-        }
-        let samples = to_points(x).map_err(|_| DdpmError::NonFiniteSamples { timestep: 0 })?;
-        Ok(SampleOutput {
-            samples,
-            trajectory,
-        })
+        let x_t = rng.normal([n, 2], device);
+        run_chain(self, model, x_t, rng, record)
     }
 }
 
-/// Split a model's raw output for states `width` wide into the prediction and, when the output
-/// is twice as wide (a learned variance, see [`crate::model::ModelVariance`]), the variance
-/// values.
-fn split_output<const D: usize>(output: Tensor<D>, width: usize) -> (Tensor<D>, Option<Tensor<D>>) {
-    if output.dims()[1] == 2 * width {
-        (
-            output.clone().narrow(1, 0, width),
-            Some(output.narrow(1, width, width)),
-        )
-    } else {
-        (output, None)
+impl StepRule for DdpmSampler<'_> {
+    fn time_indices(&self) -> Vec<usize> {
+        (0..self.schedule.timesteps()).rev().collect()
+    }
+
+    fn adds_noise(&self, t: usize, _prev: Option<usize>) -> bool {
+        t > 0
+    }
+
+    fn step(
+        &self,
+        output: DenoiserOutput,
+        t: usize,
+        _prev: Option<usize>,
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> Tensor<2> {
+        DdpmSampler::step(self, output, t, x_t, noise)
     }
 }
 
-/// Read a `[n, 2]` tensor back as points, refusing non-finite values.
-pub fn to_points(x: Tensor<2>) -> Result<Vec<[f32; 2]>> {
-    let values = read_floats(x)?;
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(DdpmError::InvalidInput {
-            field: "x",
-            message: "tensor holds non-finite values".into(),
+/// What distinguishes one reverse process from another: the time indices it visits and one step
+/// between two of them. DDPM visits every index; DDIM a sub-sequence.
+pub trait StepRule {
+    /// The 0-based time indices visited, noisiest first; each step goes to the next one, the
+    /// last to x_0.
+    fn time_indices(&self) -> Vec<usize>;
+
+    /// Whether the step from `t` to `prev` adds fresh noise (only then is noise drawn).
+    fn adds_noise(&self, t: usize, prev: Option<usize>) -> bool;
+
+    /// One step from x_t (time index `t`) to the state at `prev` (x_0 when `None`), given the
+    /// model's output at (x_t, t) and standard normal `noise`.
+    fn step(
+        &self,
+        output: DenoiserOutput,
+        t: usize,
+        prev: Option<usize>,
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> Tensor<2>;
+}
+
+/// The reverse process: from `x` at the first of `rule`'s time indices, ask `model` and step,
+/// down to x_0. States at the paper times in `record` (the first state is at paper time
+/// `first index + 1`, the samples at 0) are kept in the trajectory; fresh noise comes from `rng`.
+pub fn run_chain<R: StepRule + ?Sized, M: Denoiser>(
+    rule: &R,
+    model: &M,
+    mut x: Tensor<2>,
+    rng: &mut NoiseSource,
+    record: &[usize],
+) -> Result<SampleOutput> {
+    let indices = rule.time_indices();
+    let device = x.device();
+    let [n, width] = x.dims();
+    let mut trajectory = Vec::new();
+    if let Some(&first) = indices.first()
+        && record.contains(&(first + 1))
+    {
+        trajectory.push(Frame {
+            t: first + 1,
+            points: to_points(x.clone())?,
         });
     }
-    Ok(values.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
-}
-
-/// Read a float tensor back to the host, row-major.
-pub(crate) fn read_floats<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>> {
-    x.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| DdpmError::InvalidInput {
-            field: "x",
-            message: format!("cannot read tensor: {e:?}"),
-        })
-}
-
-/// Build a `[n, 2]` tensor from points.
-pub fn from_points(points: &[[f32; 2]], device: &Device) -> Tensor<2> {
-    let flat: Vec<f32> = points.iter().flatten().copied().collect();
-    Tensor::<1>::from_floats(flat.as_slice(), device).reshape([points.len(), 2])
+    for (i, &t) in indices.iter().enumerate() {
+        let prev = indices.get(i + 1).copied();
+        let output = model.denoise_at(x.clone(), t);
+        let noise = if rule.adds_noise(t, prev) {
+            rng.normal([n, width], &device)
+        } else {
+            x.zeros_like()
+        };
+        x = rule.step(output, t, prev, x, noise);
+        // x now holds the state at paper time prev + 1 (0 for the samples).
+        let time = prev.map_or(0, |p| p + 1);
+        if record.contains(&time) {
+            trajectory.push(Frame {
+                t: time,
+                points: to_points(x.clone())
+                    .map_err(|_| DdpmError::NonFiniteSamples { timestep: time })?,
+            });
+        }
+    }
+    let samples = to_points(x).map_err(|_| DdpmError::NonFiniteSamples { timestep: 0 })?;
+    Ok(SampleOutput {
+        samples,
+        trajectory,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffusion::Prediction;
     use crate::schedule::ScheduleConfig;
 
     #[test]
@@ -559,7 +560,12 @@ mod tests {
         let t = 400;
         let xt = crate::diffusion::q_sample(&schedule, x0.clone(), &[t; 16], eps.clone());
         // With the true eps and no added noise, the step lands on the posterior mean given x_0.
-        let stepped = sampler.step(eps, t, xt.clone(), x0.zeros_like());
+        let stepped = sampler.step(
+            DenoiserOutput::new(Prediction::Epsilon, eps),
+            t,
+            xt.clone(),
+            x0.zeros_like(),
+        );
         let expected = q_posterior(&schedule, x0, xt, t).mean;
         let err: f32 = (stepped - expected).abs().max().into_scalar();
         assert!(err < 1e-4, "{err}");
@@ -571,7 +577,8 @@ mod tests {
         let schedule = ScheduleConfig::default().init().unwrap();
         let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall).with_clip_x0(1.5);
         let x_t = Tensor::<2>::from_floats([[3.0f32, -3.0], [0.1, 0.2]], &device);
-        let parts = sampler.step_parts(x_t.zeros_like(), 10, x_t.clone(), x_t.zeros_like());
+        let eps = DenoiserOutput::new(Prediction::Epsilon, x_t.zeros_like());
+        let parts = sampler.step_parts(eps, 10, x_t.clone(), x_t.zeros_like());
         let x0: Vec<f32> = parts
             .x0_pred
             .clone()
@@ -609,9 +616,9 @@ mod tests {
         let xt = crate::diffusion::q_sample(&schedule, x0.clone(), &[t; 16], eps.clone());
         let expected = q_posterior(&schedule, x0.clone(), xt.clone(), t).mean;
         for &target in Prediction::ALL {
-            let mut sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
-            sampler.prediction = target;
+            let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
             let output = target.target(&schedule, x0.clone(), eps.clone(), &[t]);
+            let output = DenoiserOutput::new(target, output);
             let parts = sampler.step_parts(output, t, xt.clone(), x0.zeros_like());
             let err: f32 = (parts.mean - expected.clone()).abs().max().into_scalar();
             assert!(err < 1e-4, "{target}: {err}");
@@ -632,12 +639,14 @@ mod tests {
         let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
         let t = 200;
         let x_t = Tensor::<2>::zeros([2, 2], &device);
-        let sigma_for = |v: f32| -> Vec<f32> {
-            let eps = Tensor::<2>::zeros([2, 2], &device);
-            let output = Tensor::cat(vec![eps, Tensor::full([2, 2], v, &device)], 1);
-            let parts = sampler.step_parts(output, t, x_t.clone(), x_t.zeros_like());
-            parts.sigma.into_data().try_to_vec::<f32>().unwrap()
-        };
+        let sigma_for =
+            |v: f32| -> Vec<f32> {
+                let eps = Tensor::<2>::zeros([2, 2], &device);
+                let output = DenoiserOutput::new(Prediction::Epsilon, eps)
+                    .with_variance(Tensor::full([2, 2], v, &device));
+                let parts = sampler.step_parts(output, t, x_t.clone(), x_t.zeros_like());
+                parts.sigma.into_data().try_to_vec::<f32>().unwrap()
+            };
         let low = f64::from(sigma_for(-1.0)[0]);
         let high = f64::from(sigma_for(1.0)[0]);
         assert!(
