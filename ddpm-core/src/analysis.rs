@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use crate::model::{Denoiser, sinusoidal_embedding};
+use crate::model::{Denoise, sinusoidal_embedding};
 use crate::plot::{Arrow, Bounds};
 use crate::points::{from_points, read_floats, to_points};
 use crate::schedule::NoiseSchedule;
@@ -15,7 +15,7 @@ use crate::{DdpmError, Result};
 ///
 /// eps_theta estimates the noise in x_t, so this estimates the score grad log q(x_t): the arrows
 /// point from noise towards the data, and each reverse step moves along them.
-pub fn score_field<M: Denoiser>(
+pub fn score_field<M: Denoise + ?Sized>(
     model: &M,
     schedule: &NoiseSchedule,
     t: usize,
@@ -45,7 +45,7 @@ pub fn score_field<M: Denoiser>(
         })
         .collect();
     let x = from_points(&bases, device);
-    let output = model.denoise_at(x.clone(), t);
+    let output = model.denoise_at(x.clone(), t, None);
     let (_, eps) = output.target.to_x0_and_eps(schedule, x, &[t], output.value);
     let eps = to_points(eps)?;
     let scale = -1.0 / schedule.sqrt_one_minus_alpha_bar[t] as f32;

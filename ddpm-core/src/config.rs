@@ -98,6 +98,33 @@ impl ExperimentConfig {
                 "must be > 0 when model.variance = learned_range: the bound term is all that trains the variance",
             ));
         }
+        let classes = crate::data::num_classes(self.data.dataset);
+        if self.model.num_classes != 0 && self.model.num_classes != classes {
+            return Err(DdpmError::invalid(
+                "model.num_classes",
+                self.model.num_classes,
+                format!(
+                    "must be 0 (unconditional) or {classes}, the number of classes of {} \
+                     (moons, circles, spirals: 2; swiss_roll: 4; eight_gaussians, checkerboard: 8)",
+                    self.data.dataset
+                ),
+            ));
+        }
+        if let Some(class) = self.sampling.class {
+            let k = self.model.num_classes;
+            if class >= k {
+                return Err(DdpmError::invalid(
+                    "sampling.class",
+                    class,
+                    if k == 0 {
+                        "needs a conditional model: set model.num_classes (or --conditional)"
+                            .to_string()
+                    } else {
+                        format!("must be in 0..{k} (model.num_classes)")
+                    },
+                ));
+            }
+        }
         if self.train.batch_size > self.data.n_points {
             return Err(DdpmError::invalid(
                 "train.batch_size",
@@ -253,6 +280,22 @@ mod tests {
             ),
             (|c| c.train.min_snr_gamma = 0.0, "train.min_snr_gamma"),
             (|c| c.train.vlb_weight = -0.1, "train.vlb_weight"),
+            (|c| c.train.label_dropout = 1.5, "train.label_dropout"),
+            (|c| c.train.label_dropout = f64::NAN, "train.label_dropout"),
+            (|c| c.model.num_classes = 3, "model.num_classes"),
+            (|c| c.model.num_classes = 5000, "model.num_classes"),
+            (
+                |c| c.sampling.guidance_scale = -1.0,
+                "sampling.guidance_scale",
+            ),
+            (|c| c.sampling.class = Some(0), "sampling.class"),
+            (
+                |c| {
+                    c.model.num_classes = 2;
+                    c.sampling.class = Some(2);
+                },
+                "sampling.class",
+            ),
             (
                 |c| {
                     c.model.variance = crate::model::ModelVariance::LearnedRange;

@@ -158,7 +158,7 @@ pub mod prelude {
     };
     pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
     pub use crate::model::{
-        Activation, Denoiser, DenoiserConfig, DenoiserOutput, InputEncoding, MlpDenoiser,
+        Activation, Denoise, Denoiser, DenoiserConfig, DenoiserOutput, InputEncoding, MlpDenoiser,
         ModelVariance, TimeEmbeddingKind,
     };
     pub use crate::notebook::{Gif, Svg, Table};
@@ -168,7 +168,7 @@ pub mod prelude {
     };
     pub use crate::rng::{NoiseSource, seeded};
     pub use crate::sampling::{
-        DdimSampler, DdpmSampler, PosteriorVariance, ReverseStep, SampleOutput, Sampler,
+        DdimSampler, DdpmSampler, Guided, PosteriorVariance, ReverseStep, SampleOutput, Sampler,
         SamplerKind, SamplingConfig, StepRule, TimestepSpacing, from_points, run_chain, to_points,
     };
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};

@@ -19,7 +19,7 @@ use crate::diffusion::{
     Prediction, gather, learned_log_variance, per_sample, q_posterior_mean, q_sample,
     timestep_tensor,
 };
-use crate::model::Denoiser;
+use crate::model::Denoise;
 use crate::notebook::Table;
 use crate::plot::TimestepCurves;
 use crate::points::{from_points, read_floats};
@@ -177,7 +177,7 @@ pub fn vlb_terms(
 /// This is the loss of an epsilon-predicting model, written out for the tutorial; a model that
 /// predicts x_0 or v is compared with its own target instead, so the function is never silently
 /// wrong. [`training_loss`] adds the weighting and the learned variance's term.
-pub fn noise_prediction_loss<M: Denoiser>(
+pub fn noise_prediction_loss<M: Denoise + ?Sized>(
     model: &M,
     schedule: &NoiseSchedule,
     x0: Tensor<2>,
@@ -186,7 +186,7 @@ pub fn noise_prediction_loss<M: Denoiser>(
 ) -> Tensor<1> {
     let device = x0.device();
     let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
-    let out = model.denoise(x_t, timestep_tensor(t, &device));
+    let out = model.denoise(x_t, timestep_tensor(t, &device), None);
     let target = out.target.target(schedule, x0, noise, t);
     (out.value - target).square().mean()
 }
@@ -208,17 +208,18 @@ pub struct LossTerms {
 /// The target follows the model's [`Prediction`]; the weighting follows `config.weighting`. A
 /// model with a learned variance adds `config.vlb_weight * T` times the batch's mean L_vlb term:
 /// with lambda = 0.001 this is Improved DDPM's hybrid loss (lambda times the sum of T terms).
-pub fn training_loss<M: Denoiser>(
+pub fn training_loss<M: Denoise + ?Sized>(
     model: &M,
     schedule: &NoiseSchedule,
     x0: Tensor<2>,
     t: &[usize],
     noise: Tensor<2>,
+    class: Option<Tensor<1, Int>>,
     config: &Objective,
 ) -> LossTerms {
     let device = x0.device();
     let x_t = q_sample(schedule, x0.clone(), t, noise.clone());
-    let out = model.denoise(x_t.clone(), timestep_tensor(t, &device));
+    let out = model.denoise(x_t.clone(), timestep_tensor(t, &device), class);
     let prediction = out.target;
     let target = prediction.target(schedule, x0.clone(), noise, t);
     let squared = (out.value.clone() - target).square();
@@ -309,7 +310,7 @@ impl NllBound {
 ///
 /// A model with a learned variance uses it; a fixed-variance model uses `fixed`. Costs T forward
 /// passes over the points.
-pub fn nll_bound<M: Denoiser>(
+pub fn nll_bound<M: Denoise + ?Sized>(
     model: &M,
     schedule: &NoiseSchedule,
     points: &[[f32; 2]],
@@ -329,7 +330,7 @@ pub fn nll_bound<M: Denoiser>(
     let mut per_step = Vec::with_capacity(schedule.timesteps());
     for t in 0..schedule.timesteps() {
         let x_t = q_sample(schedule, x0.clone(), &[t], rng.normal([n, 2], device));
-        let out = model.denoise_at(x_t.clone(), t);
+        let out = model.denoise_at(x_t.clone(), t, None);
         let (x0_pred, _) = out
             .target
             .to_x0_and_eps(schedule, x_t.clone(), &[t], out.value);
@@ -475,7 +476,15 @@ mod tests {
         let noise = rng.normal([32, 2], &device);
         let t = rng.timesteps(32, 1000);
         let config = Objective::default();
-        let general = training_loss(&model, &schedule, x0.clone(), &t, noise.clone(), &config);
+        let general = training_loss(
+            &model,
+            &schedule,
+            x0.clone(),
+            &t,
+            noise.clone(),
+            None,
+            &config,
+        );
         let tutorial = noise_prediction_loss(&model, &schedule, x0, &t, noise);
         assert!((scalar(general.total) - scalar(tutorial)).abs() < 1e-6);
         assert!(general.vlb.is_none());
@@ -495,7 +504,7 @@ mod tests {
         let noise = rng.normal([32, 2], &device);
         let t = rng.timesteps(32, 1000);
         let config = Objective::default();
-        let terms = training_loss(&model, &schedule, x0, &t, noise, &config);
+        let terms = training_loss(&model, &schedule, x0, &t, noise, None, &config);
         let (total, mse) = (scalar(terms.total), scalar(terms.mse));
         let vlb = scalar(terms.vlb.expect("a learned variance has a bound term"));
         assert!(vlb.is_finite() && vlb > 0.0, "{vlb}");

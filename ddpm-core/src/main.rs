@@ -116,6 +116,20 @@ struct Knobs {
     /// DDIM's noise scale in [0, 1] [sampling.eta].
     #[arg(long, global = true, help_heading = "Knobs")]
     eta: Option<f64>,
+    /// Train on the dataset's classes, for class-conditional generation
+    /// [model.num_classes = the dataset's classes].
+    #[arg(long, global = true, help_heading = "Knobs")]
+    conditional: bool,
+    /// Share of training labels replaced by the null class [train.label_dropout].
+    #[arg(long, value_name = "P", global = true, help_heading = "Knobs")]
+    label_dropout: Option<f64>,
+    /// Classifier-free guidance scale w: 0 unconditional, 1 conditional, > 1 guided
+    /// [sampling.guidance_scale].
+    #[arg(long, value_name = "W", global = true, help_heading = "Knobs")]
+    guidance: Option<f64>,
+    /// Generate only this class (default: every class, in equal shares) [sampling.class].
+    #[arg(long, value_name = "K", global = true, help_heading = "Knobs")]
+    class: Option<usize>,
 }
 
 impl Knobs {
@@ -149,6 +163,14 @@ impl Knobs {
             config.sampling.method = SamplerKind::Ddim;
             config.sampling.steps = steps;
             config.sampling.eta = 0.0;
+        }
+        if self.conditional {
+            config.model.num_classes = ddpm_core::data::num_classes(config.data.dataset);
+        }
+        set(&mut config.train.label_dropout, &self.label_dropout);
+        set(&mut config.sampling.guidance_scale, &self.guidance);
+        if self.class.is_some() {
+            config.sampling.class = self.class;
         }
         if let Some(eta) = self.eta {
             if config.sampling.method != SamplerKind::Ddim {

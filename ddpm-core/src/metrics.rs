@@ -120,6 +120,141 @@ impl QualityReport {
     }
 }
 
+/// The label of the nearest point of `reference` (labelled by `labels`) for each of `points`:
+/// a 1-nearest-neighbour classifier fitted on real labelled data.
+pub fn nearest_labels(points: &[[f32; 2]], reference: &[[f32; 2]], labels: &[usize]) -> Vec<usize> {
+    points
+        .iter()
+        .map(|&p| {
+            let nearest = reference
+                .iter()
+                .map(|&r| dist(p, r))
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |(i, _)| i);
+            labels[nearest]
+        })
+        .collect()
+}
+
+/// The share of `points` whose [`nearest_labels`] class is the one in `wanted`.
+pub fn class_accuracy(
+    points: &[[f32; 2]],
+    wanted: &[usize],
+    reference: &[[f32; 2]],
+    labels: &[usize],
+) -> Result<f64> {
+    check("points", points)?;
+    check("reference", reference)?;
+    if wanted.len() != points.len() || labels.len() != reference.len() {
+        return Err(DdpmError::InvalidInput {
+            field: "labels",
+            message: "need one label per point".into(),
+        });
+    }
+    let predicted = nearest_labels(points, reference, labels);
+    let hits = predicted.iter().zip(wanted).filter(|(p, w)| p == w).count();
+    Ok(hits as f64 / points.len() as f64)
+}
+
+/// How one class of a conditional model's samples turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassReport {
+    /// The class asked for.
+    pub class: usize,
+    /// Samples generated for it.
+    pub samples: usize,
+    /// The share of them a nearest-neighbour classifier on real data assigns to this class.
+    pub accuracy: f64,
+    /// Energy distance to the real points of this class, with the floor of a second real draw.
+    pub energy_distance: MetricWithFloor,
+}
+
+/// Quality of class-conditional samples: do they land in the class asked for, and do they
+/// look like it?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionalReport {
+    /// The guidance scale w they were drawn with.
+    pub guidance_scale: f64,
+    /// The share of all samples classified as the class asked for.
+    pub accuracy: f64,
+    /// The same classifier's accuracy on a second real draw: the best a model can score (below
+    /// 1 where classes overlap).
+    pub accuracy_floor: f64,
+    /// Each class on its own.
+    pub per_class: Vec<ClassReport>,
+}
+
+/// Real labelled points.
+#[derive(Debug, Clone, Copy)]
+pub struct Labelled<'a> {
+    /// The points.
+    pub points: &'a [[f32; 2]],
+    /// One class per point.
+    pub labels: &'a [usize],
+}
+
+impl Labelled<'_> {
+    fn of_class(&self, class: usize) -> Vec<[f32; 2]> {
+        self.points
+            .iter()
+            .zip(self.labels)
+            .filter(|&(_, &l)| l == class)
+            .map(|(&p, _)| p)
+            .collect()
+    }
+}
+
+impl ConditionalReport {
+    /// Score `generated` (point i asked for class `wanted[i]`) against `reference`, with a second
+    /// real draw `floor` for the floors.
+    pub fn compute(
+        generated: &[[f32; 2]],
+        wanted: &[usize],
+        guidance_scale: f64,
+        reference: Labelled<'_>,
+        floor: Labelled<'_>,
+    ) -> Result<Self> {
+        let accuracy = class_accuracy(generated, wanted, reference.points, reference.labels)?;
+        let accuracy_floor = class_accuracy(
+            floor.points,
+            floor.labels,
+            reference.points,
+            reference.labels,
+        )?;
+        let mut classes: Vec<usize> = wanted.to_vec();
+        classes.sort_unstable();
+        classes.dedup();
+        let per_class = classes
+            .into_iter()
+            .map(|class| {
+                let (points, asked): (Vec<[f32; 2]>, Vec<usize>) = generated
+                    .iter()
+                    .zip(wanted)
+                    .filter(|&(_, &w)| w == class)
+                    .map(|(&p, &w)| (p, w))
+                    .unzip();
+                let real = reference.of_class(class);
+                Ok(ClassReport {
+                    class,
+                    samples: points.len(),
+                    accuracy: class_accuracy(&points, &asked, reference.points, reference.labels)?,
+                    energy_distance: MetricWithFloor {
+                        value: energy_distance(&points, &real)?,
+                        floor: energy_distance(&floor.of_class(class), &real)?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            guidance_scale,
+            accuracy,
+            accuracy_floor,
+            per_class,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +318,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`y`") && err.contains("not finite"), "{err}");
+    }
+
+    #[test]
+    fn nearest_neighbour_accuracy_counts_points_in_the_wanted_class() {
+        let reference = [[-1.0f32, 0.0], [-1.1, 0.1], [1.0, 0.0], [1.1, -0.1]];
+        let labels = [0, 0, 1, 1];
+        let points = [[-0.9f32, 0.0], [0.9, 0.1], [1.2, 0.0], [-2.0, 0.0]];
+        assert_eq!(nearest_labels(&points, &reference, &labels), [0, 1, 1, 0]);
+        // Asked for 0, 1, 0, 1: the first two land in their class, the last two do not.
+        let acc = class_accuracy(&points, &[0, 1, 0, 1], &reference, &labels).unwrap();
+        assert_eq!(acc, 0.5);
+        let report = ConditionalReport::compute(
+            &points,
+            &[0, 1, 0, 1],
+            2.0,
+            Labelled {
+                points: &reference,
+                labels: &labels,
+            },
+            Labelled {
+                points: &reference,
+                labels: &labels,
+            },
+        )
+        .unwrap();
+        assert_eq!(report.accuracy_floor, 1.0);
+        assert_eq!(report.per_class.len(), 2);
+        assert_eq!(report.per_class[0].samples, 2);
+        assert_eq!(report.per_class[0].accuracy, 0.5);
+        assert!(class_accuracy(&points, &[0], &reference, &labels).is_err());
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::ExperimentConfig;
 use crate::data::Dataset2d;
 use crate::diffusion::noising_snapshots;
-use crate::metrics::QualityReport;
+use crate::metrics::{ConditionalReport, Labelled, QualityReport};
 use crate::model::MlpDenoiser;
 use crate::notebook::Table;
 use crate::plot::{
@@ -20,7 +20,7 @@ use crate::plot::{
 };
 use crate::plot::{GENERATED, REAL};
 use crate::rng::{NoiseSource, seeded};
-use crate::sampling::{Frame, SampleOutput, SamplerKind, evenly_spaced_steps};
+use crate::sampling::{Frame, Guided, SampleOutput, Sampler, SamplerKind, evenly_spaced_steps};
 use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
 use crate::train::{LossHistory, TrainObserver, load_model, save_model, train};
 use crate::{DdpmError, Result, io};
@@ -77,12 +77,25 @@ pub struct PipelineReport {
     /// ([`RunOptions::untrained_baseline`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untrained: Option<QualityReport>,
+    /// A conditional model's class accuracy and per-class quality (absent when unconditional).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ClassesReport>,
     /// Mean loss of the last epoch.
     pub final_loss: f32,
     /// Stage timings.
     pub timings: Timings,
     /// The losses of training.
     pub history: LossHistory,
+}
+
+/// How the samples of a conditional model, and of its untrained baseline, match their classes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassesReport {
+    /// The trained model.
+    pub trained: ConditionalReport,
+    /// The untrained baseline, if it was sampled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrained: Option<ConditionalReport>,
 }
 
 /// Everything the pipeline computed, for callers that want more than files.
@@ -98,6 +111,8 @@ pub struct PipelineRun {
     pub model: MlpDenoiser,
     /// Samples and trajectory.
     pub output: SampleOutput,
+    /// The class each sample was asked for (empty for an unconditional model).
+    pub wanted: Vec<usize>,
     /// The config it ran (validated).
     pub config: ExperimentConfig,
 }
@@ -229,6 +244,7 @@ fn sample_and_measure(
     let sampler = config.sampling.init(&schedule)?;
     let record = sampler.frame_times(config.sampling.trajectory_frames);
     let n = config.sampling.n_samples;
+    let wanted = wanted_classes(config);
     // The untrained baseline samples on a second thread while the trained model samples here:
     // one sampling chain keeps one core busy, and the two draw from separate seeded streams, so
     // the numbers are the same as one after the other.
@@ -237,17 +253,12 @@ fn sample_and_measure(
             scope.spawn(|| {
                 let untrained = init_model(config, device);
                 let mut rng = NoiseSource::new(seeds.sample);
-                sampler.sample(&untrained, n, &mut rng, &[], device)
+                draw(&sampler, &untrained, config, &wanted, &mut rng, &[], device)
             })
         });
         let started = Instant::now();
-        let output = sampler.sample(
-            &model,
-            n,
-            &mut NoiseSource::new(seeds.sample),
-            &record,
-            device,
-        );
+        let mut rng = NoiseSource::new(seeds.sample);
+        let output = draw(&sampler, &model, config, &wanted, &mut rng, &record, device);
         let sample_seconds = started.elapsed().as_secs_f64();
         let untrained = baseline
             .map(|handle| {
@@ -263,12 +274,39 @@ fn sample_and_measure(
     let reference = Dataset2d::generate(config.data.dataset, n, seeds.eval);
     let floor = Dataset2d::generate(config.data.dataset, n, seeds.eval.wrapping_add(1));
     let steps = history.per_step.len();
+    let conditional = |samples: &[[f32; 2]]| -> Result<ConditionalReport> {
+        ConditionalReport::compute(
+            samples,
+            &wanted,
+            config.sampling.guidance_scale,
+            Labelled {
+                points: &reference.points,
+                labels: &reference.labels,
+            },
+            Labelled {
+                points: &floor.points,
+                labels: &floor.labels,
+            },
+        )
+    };
+    let classes = if wanted.is_empty() {
+        None
+    } else {
+        Some(ClassesReport {
+            trained: conditional(&output.samples)?,
+            untrained: untrained
+                .as_ref()
+                .map(|u| conditional(&u.samples))
+                .transpose()?,
+        })
+    };
     let report = PipelineReport {
         backend: backend.to_string(),
         trained: QualityReport::compute(&output.samples, &reference.points, &floor.points)?,
         untrained: untrained
             .map(|u| QualityReport::compute(&u.samples, &reference.points, &floor.points))
             .transpose()?,
+        classes,
         final_loss: history.per_epoch.last().copied().unwrap_or(f32::NAN),
         timings: Timings {
             train_seconds,
@@ -283,8 +321,40 @@ fn sample_and_measure(
         schedule,
         model,
         output,
+        wanted,
         config: config.clone(),
     })
+}
+
+/// The class asked for at each sample of a conditional model (`sampling.class`, or every class
+/// in equal blocks, as the data generators lay them out); empty for an unconditional model.
+pub fn wanted_classes(config: &ExperimentConfig) -> Vec<usize> {
+    let k = config.model.num_classes;
+    let n = config.sampling.n_samples;
+    match (k, config.sampling.class) {
+        (0, _) => Vec::new(),
+        (_, Some(class)) => vec![class; n],
+        (k, None) => (0..n).map(|i| i * k / n).collect(),
+    }
+}
+
+/// Sample `wanted.len()` points (or `n_samples` from an unconditional model), guided with
+/// `sampling.guidance_scale` towards the wanted classes of a conditional model.
+fn draw(
+    sampler: &Sampler<'_>,
+    model: &MlpDenoiser,
+    config: &ExperimentConfig,
+    wanted: &[usize],
+    rng: &mut NoiseSource,
+    record: &[usize],
+    device: &Device,
+) -> Result<SampleOutput> {
+    let n = config.sampling.n_samples;
+    if wanted.is_empty() {
+        return sampler.sample(model, n, rng, record, device);
+    }
+    let guided = Guided::new(model, wanted, config.sampling.guidance_scale, device)?;
+    sampler.sample(&guided, n, rng, record, device)
 }
 
 /// Run the pipeline and write every figure and result file into `out_dir`.

@@ -44,6 +44,11 @@ impl NoiseSource {
             .collect()
     }
 
+    /// `n` independent values uniform in `[0, 1)`.
+    pub fn uniform_vec(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.rng.random::<f64>()).collect()
+    }
+
     /// A uniformly random permutation of `0..n` (Fisher-Yates).
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();

@@ -53,6 +53,10 @@ pub struct TrainConfig {
     /// lambda of the hybrid loss L_simple + lambda L_vlb that trains a learned variance
     /// (Nichol & Dhariwal use 0.001); ignored when the variance is fixed.
     pub vlb_weight: f64,
+    /// Share of a conditional model's training labels replaced by the null class, so that one
+    /// network also learns the unconditional prediction classifier-free guidance needs (Ho &
+    /// Salimans 2022 use 0.1-0.2); ignored by an unconditional model.
+    pub label_dropout: f64,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +72,7 @@ impl Default for TrainConfig {
             weighting: objective.weighting,
             min_snr_gamma: objective.min_snr_gamma,
             vlb_weight: objective.vlb_weight,
+            label_dropout: 0.1,
         }
     }
 }
@@ -128,6 +133,13 @@ impl TrainConfig {
                 &field("min_snr_gamma"),
                 self.min_snr_gamma,
                 "must be finite and > 0",
+            ));
+        }
+        if !(self.label_dropout.is_finite() && (0.0..=1.0).contains(&self.label_dropout)) {
+            return Err(DdpmError::invalid(
+                &field("label_dropout"),
+                self.label_dropout,
+                "must be in [0, 1] (the share of labels replaced by the null class)",
             ));
         }
         if !(self.vlb_weight.is_finite() && (0.0..=1.0).contains(&self.vlb_weight)) {
@@ -238,6 +250,19 @@ pub fn train<M: Denoiser>(
     let mut ema = (config.ema_decay > 0.0).then(|| Ema::new(&model, config.ema_decay));
     let mut rng = NoiseSource::new(seed);
     let objective = config.objective();
+    let classes = model.num_classes();
+    let conditional = classes > 0;
+    if conditional && classes != data.num_classes() {
+        return Err(DdpmError::invalid(
+            "model.num_classes",
+            classes,
+            format!(
+                "must match the data: {} has {} classes",
+                data.kind,
+                data.num_classes()
+            ),
+        ));
+    }
     let mut history = LossHistory::default();
     observer.on_start(total_steps);
 
@@ -249,10 +274,15 @@ pub fn train<M: Denoiser>(
             let x0 = data.batch(batch, &device);
             let t = rng.timesteps(batch.len(), schedule.timesteps());
             let noise = rng.normal([batch.len(), 2], &device);
+            let class = conditional.then(|| {
+                let labels: Vec<usize> = batch.iter().map(|&i| data.labels[i]).collect();
+                let kept = label_dropout(&labels, config.label_dropout, classes, &mut rng);
+                crate::model::class_tensor(&kept, &device)
+            });
 
             // 2. L_simple = |eps - eps_theta(x_t, t)|^2 (Ho et al. eq. 14), or its x_0 / v
             //    form, weighted as configured, plus lambda L_vlb for a learned variance
-            let loss = training_loss(&model, schedule, x0, &t, noise, &objective).total;
+            let loss = training_loss(&model, schedule, x0, &t, noise, class, &objective).total;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let value: f32 = loss.into_scalar();
             let step = history.per_step.len();
@@ -289,6 +319,16 @@ pub fn train<M: Denoiser>(
         None => model.valid(),
     };
     Ok(Trained { model, history })
+}
+
+/// Classifier-free guidance's label dropout: each of `labels` is replaced by the null class
+/// `null` with probability `p` (one uniform draw per label from `rng`).
+pub fn label_dropout(labels: &[usize], p: f64, null: usize, rng: &mut NoiseSource) -> Vec<usize> {
+    labels
+        .iter()
+        .zip(rng.uniform_vec(labels.len()))
+        .map(|(&label, u)| if u < p { null } else { label })
+        .collect()
 }
 
 /// Exponential moving average of a model's weights: `ema = decay * ema + (1 - decay) * w`,
@@ -441,5 +481,23 @@ fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{} ...", &text[..end]),
         None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_dropout_replaces_about_p_of_the_labels_with_the_null_class() {
+        let labels: Vec<usize> = (0..100_000).map(|i| i % 8).collect();
+        for p in [0.0, 0.1, 0.5, 1.0] {
+            let kept = label_dropout(&labels, p, 8, &mut NoiseSource::new(4));
+            let dropped = kept.iter().filter(|&&c| c == 8).count() as f64 / labels.len() as f64;
+            // Binomial sd at p = 0.5 is 0.0016: five of them.
+            assert!((dropped - p).abs() < 0.008, "p = {p}: dropped {dropped}");
+            // Every label not dropped is the original one.
+            assert!(kept.iter().zip(&labels).all(|(&k, &l)| k == l || k == 8));
+        }
     }
 }

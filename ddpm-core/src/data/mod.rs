@@ -2,4 +2,4 @@
 
 mod toy;
 
-pub use toy::{DATA_RANGE, DataConfig, Dataset2d, DatasetKind};
+pub use toy::{DATA_RANGE, DataConfig, Dataset2d, DatasetKind, num_classes};

@@ -11,7 +11,7 @@ use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
 
 use super::embedding::{TimeEmbeddingKind, sinusoidal_embedding};
-use super::{Denoiser, DenoiserOutput};
+use super::{Denoise, DenoiserOutput};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
 use crate::{DdpmError, Result};
@@ -85,6 +85,10 @@ pub struct DenoiserConfig {
     pub prediction: Prediction,
     /// Fixed variance, or a learned one (two more outputs, trained with the hybrid loss).
     pub variance: ModelVariance,
+    /// Number of classes to condition on (0: unconditional). A conditional model learns one
+    /// embedding row per class plus a null class (index `num_classes`) for classifier-free
+    /// guidance; it must match the dataset's classes.
+    pub num_classes: usize,
 }
 
 impl Default for DenoiserConfig {
@@ -99,6 +103,7 @@ impl Default for DenoiserConfig {
             input_scale: 25.0,
             prediction: Prediction::Epsilon,
             variance: ModelVariance::Fixed,
+            num_classes: 0,
         }
     }
 }
@@ -138,6 +143,13 @@ impl DenoiserConfig {
                 "must be finite and > 0",
             ));
         }
+        if self.num_classes > 1000 {
+            return Err(DdpmError::invalid(
+                &field("num_classes"),
+                self.num_classes,
+                "must be in 0..=1000 (0: unconditional)",
+            ));
+        }
         Ok(())
     }
 
@@ -151,7 +163,12 @@ impl DenoiserConfig {
             TimeEmbeddingKind::None => 0,
             _ => self.embedding_size,
         };
-        x + t
+        let class = if self.num_classes > 0 {
+            self.embedding_size
+        } else {
+            0
+        };
+        x + t + class
     }
 
     /// Number of outputs per point: the 2-D prediction, plus 2 variance values when learned.
@@ -176,6 +193,9 @@ impl DenoiserConfig {
                 .map(|_| LinearConfig::new(hidden, hidden).init(device))
                 .collect(),
             output: LinearConfig::new(hidden, self.output_width()).init(device),
+            class_table: (self.num_classes > 0).then(|| {
+                EmbeddingConfig::new(self.num_classes + 1, self.embedding_size).init(device)
+            }),
             config: self.clone(),
         }
     }
@@ -192,6 +212,9 @@ pub struct MlpDenoiser {
     blocks: Vec<Linear>,
     /// Hidden width to the 2-D prediction.
     output: Linear,
+    /// Learned class embedding, `num_classes + 1` rows, the last the null class (only for a
+    /// conditional model). Declared last so an unconditional model's weights are drawn as before.
+    class_table: Option<Embedding>,
     /// The architecture (not a parameter).
     #[module(skip)]
     config: DenoiserConfig,
@@ -218,23 +241,64 @@ impl MlpDenoiser {
         }
     }
 
-    /// The raw output for noisy points `x` (`[batch, 2]`) at timesteps `t` (`[batch]`, in
+    /// The raw output for noisy points `x` (`[batch, 2]`) at time indices `t` (`[batch]`, in
     /// `0..T`): `[batch, 2]`, or `[batch, 4]` with a learned variance
-    /// ([`DenoiserConfig::output_width`]).
+    /// ([`DenoiserConfig::output_width`]). A conditional model reads the null class.
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
+        self.forward_class(x, t, None)
+    }
+
+    /// [`Self::forward`] for the classes `class` (`[batch]`, each in `0..=num_classes`, the last
+    /// being the null class; `None`: the null class for all).
+    pub fn forward_class(
+        &self,
+        x: Tensor<2>,
+        t: Tensor<1, Int>,
+        class: Option<Tensor<1, Int>>,
+    ) -> Tensor<2> {
+        let [batch, _] = x.dims();
         let time = self.time_features(t);
-        self.forward_features(x, time)
+        let class = self.class_features(class, batch, &x.device());
+        self.forward_features(x, time, class)
     }
 
     /// [`Self::forward`] with every point at the same timestep `t` (as in sampling): the time
     /// features are computed once and broadcast, instead of once per point.
     pub fn forward_at(&self, x: Tensor<2>, t: usize) -> Tensor<2> {
+        self.forward_at_class(x, t, None)
+    }
+
+    /// [`Self::forward_at`] for the classes `class` (see [`Self::forward_class`]).
+    pub fn forward_at_class(
+        &self,
+        x: Tensor<2>,
+        t: usize,
+        class: Option<Tensor<1, Int>>,
+    ) -> Tensor<2> {
         let [batch, _] = x.dims();
-        let one = Tensor::<1, Int>::from_ints([t as i64], &x.device());
+        let device = x.device();
+        let one = Tensor::<1, Int>::from_ints([t as i64], &device);
         let time = self
             .time_features(one)
             .map(|row| row.expand([batch, self.config.embedding_size]));
-        self.forward_features(x, time)
+        let class = self.class_features(class, batch, &device);
+        self.forward_features(x, time, class)
+    }
+
+    /// The class input of a conditional model: the embedding rows of `class`, or of the null
+    /// class when `None`; nothing for an unconditional model.
+    fn class_features(
+        &self,
+        class: Option<Tensor<1, Int>>,
+        batch: usize,
+        device: &Device,
+    ) -> Option<Tensor<2>> {
+        let table = self.class_table.as_ref()?;
+        let class = class.unwrap_or_else(|| {
+            Tensor::<1, Int>::full([batch], self.config.num_classes as i64, device)
+        });
+        let rows = table.forward(class.unsqueeze_dim::<2>(1)); // [batch, 1, size]
+        Some(rows.reshape([batch, self.config.embedding_size]))
     }
 
     /// The time input for `t` (`[batch]`): a learned row or sinusoidal features, or nothing
@@ -256,7 +320,12 @@ impl MlpDenoiser {
         }
     }
 
-    fn forward_features(&self, x: Tensor<2>, time: Option<Tensor<2>>) -> Tensor<2> {
+    fn forward_features(
+        &self,
+        x: Tensor<2>,
+        time: Option<Tensor<2>>,
+        class: Option<Tensor<2>>,
+    ) -> Tensor<2> {
         let cfg = &self.config;
         let mut features = match cfg.input_encoding {
             InputEncoding::Sinusoidal => {
@@ -265,6 +334,7 @@ impl MlpDenoiser {
             InputEncoding::Raw => vec![x],
         };
         features.extend(time);
+        features.extend(class);
         let mut h = cfg
             .activation
             .apply(self.input.forward(Tensor::cat(features, 1)));
@@ -275,7 +345,7 @@ impl MlpDenoiser {
     }
 }
 
-impl Denoiser for MlpDenoiser {
+impl Denoise for MlpDenoiser {
     fn prediction(&self) -> Prediction {
         self.config.prediction
     }
@@ -284,13 +354,27 @@ impl Denoiser for MlpDenoiser {
         self.config.variance == ModelVariance::LearnedRange
     }
 
-    fn denoise(&self, x_t: Tensor<2>, t_index: Tensor<1, Int>) -> DenoiserOutput {
-        self.split(self.forward(x_t, t_index))
+    fn num_classes(&self) -> usize {
+        self.config.num_classes
+    }
+
+    fn denoise(
+        &self,
+        x_t: Tensor<2>,
+        t_index: Tensor<1, Int>,
+        class: Option<Tensor<1, Int>>,
+    ) -> DenoiserOutput {
+        self.split(self.forward_class(x_t, t_index, class))
     }
 
     /// The time features are computed once for the batch ([`MlpDenoiser::forward_at`]).
-    fn denoise_at(&self, x_t: Tensor<2>, t_index: usize) -> DenoiserOutput {
-        self.split(self.forward_at(x_t, t_index))
+    fn denoise_at(
+        &self,
+        x_t: Tensor<2>,
+        t_index: usize,
+        class: Option<Tensor<1, Int>>,
+    ) -> DenoiserOutput {
+        self.split(self.forward_at_class(x_t, t_index, class))
     }
 }
 
@@ -330,7 +414,7 @@ mod tests {
             let model = seeded(&device, 3, || config.init(100, &device));
             let raw = model.forward_at(x.clone(), 10);
             assert_eq!(raw.dims(), [7, width]);
-            let out = model.denoise_at(x.clone(), 10);
+            let out = model.denoise_at(x.clone(), 10, None);
             assert_eq!(out.target, Prediction::Epsilon);
             assert_eq!(model.learns_variance(), width == 4);
             assert_eq!(out.value.dims(), [7, 2]);

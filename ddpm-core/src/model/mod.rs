@@ -31,6 +31,12 @@ pub struct DenoiserOutput {
     pub variance: Option<Tensor<2>>,
 }
 
+/// Class indices as the integer tensor a conditional denoiser takes.
+pub fn class_tensor(classes: &[usize], device: &Device) -> Tensor<1, Int> {
+    let ints: Vec<i64> = classes.iter().map(|&c| c as i64).collect();
+    Tensor::<1, Int>::from_ints(ints.as_slice(), device)
+}
+
 impl DenoiserOutput {
     /// A prediction of `target` with a fixed variance.
     pub fn new(target: Prediction, value: Tensor<2>) -> Self {
@@ -51,26 +57,51 @@ impl DenoiserOutput {
 /// A network that denoises: the one seam between a model and the rest of the library.
 ///
 /// Time is given as the 0-based index `i = t - 1` of the paper's step t (`0..T`), the index of
-/// every coefficient vector of [`crate::schedule::NoiseSchedule`].
+/// every coefficient vector of [`crate::schedule::NoiseSchedule`]. A conditional network also
+/// takes one class per point, in `0..=num_classes()`: index `num_classes()` is the null class
+/// (no condition), which `None` stands for.
 ///
-/// It is a burn [`Module`], so training, the EMA and save/load work on any implementation
-/// (`ModuleDisplay` lets generic wrappers derive `Module` too).
-pub trait Denoiser: Module + ModuleDisplay {
+/// This is what sampling, the likelihood bound and the score field need; training also needs
+/// the network to be a burn module ([`Denoiser`]). A wrapper that is no module, such as
+/// classifier-free guidance ([`crate::sampling::Guided`]), implements only this.
+pub trait Denoise {
     /// What the output predicts.
     fn prediction(&self) -> Prediction;
 
     /// Whether the output carries a learned variance.
     fn learns_variance(&self) -> bool;
 
+    /// Number of classes the network is conditioned on; 0 for an unconditional network.
+    fn num_classes(&self) -> usize {
+        0
+    }
+
     /// The prediction for points `x_t` (`[batch, 2]`) at time indices `t_index` (`[batch]`,
-    /// each in `0..T`).
-    fn denoise(&self, x_t: Tensor<2>, t_index: Tensor<1, Int>) -> DenoiserOutput;
+    /// each in `0..T`), for the classes `class` (`[batch]`; `None`: no condition).
+    fn denoise(
+        &self,
+        x_t: Tensor<2>,
+        t_index: Tensor<1, Int>,
+        class: Option<Tensor<1, Int>>,
+    ) -> DenoiserOutput;
 
     /// [`Self::denoise`] with every point at the same time index (as in sampling).
     /// Implementations may override it with something faster.
-    fn denoise_at(&self, x_t: Tensor<2>, t_index: usize) -> DenoiserOutput {
+    fn denoise_at(
+        &self,
+        x_t: Tensor<2>,
+        t_index: usize,
+        class: Option<Tensor<1, Int>>,
+    ) -> DenoiserOutput {
         let [batch, _] = x_t.dims();
         let t = Tensor::<1, Int>::full([batch], t_index as i64, &x_t.device());
-        self.denoise(x_t, t)
+        self.denoise(x_t, t, class)
     }
 }
+
+/// A denoiser that can be trained: a [`Denoise`] that is also a burn [`Module`], so training,
+/// the EMA and save/load work on any implementation (`ModuleDisplay` lets generic wrappers
+/// derive `Module` too). Implemented for every such type.
+pub trait Denoiser: Denoise + Module + ModuleDisplay {}
+
+impl<T: Denoise + Module + ModuleDisplay> Denoiser for T {}

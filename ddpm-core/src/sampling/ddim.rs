@@ -8,7 +8,7 @@ use burn::prelude::*;
 use super::{SampleOutput, StepRule, run_chain};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
-use crate::model::{Denoiser, DenoiserOutput};
+use crate::model::{Denoise, DenoiserOutput};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -160,7 +160,7 @@ impl<'a> DdimSampler<'a> {
 
     /// Draw `n` points from x_T ~ N(0, I) through the sub-sequence ([`run_chain`]). States at
     /// the paper times in `record` that the sub-sequence visits (and 0 for the samples) are kept.
-    pub fn sample<M: Denoiser>(
+    pub fn sample<M: Denoise + ?Sized>(
         &self,
         model: &M,
         n: usize,
@@ -174,7 +174,7 @@ impl<'a> DdimSampler<'a> {
 
     /// [`Self::sample`] from a given starting state `x` (at the noisiest step), e.g. the result
     /// of [`Self::invert`].
-    pub fn sample_from<M: Denoiser>(
+    pub fn sample_from<M: Denoise + ?Sized>(
         &self,
         model: &M,
         x: Tensor<2>,
@@ -188,7 +188,7 @@ impl<'a> DdimSampler<'a> {
     /// of the sub-sequence, evaluating the model at each target step with the current state
     /// (the usual approximation). Sampling from the result with the same sampler returns close
     /// to `x0`.
-    pub fn invert<M: Denoiser>(&self, model: &M, x0: Tensor<2>) -> Result<Tensor<2>> {
+    pub fn invert<M: Denoise + ?Sized>(&self, model: &M, x0: Tensor<2>) -> Result<Tensor<2>> {
         if self.eta != 0.0 {
             return Err(DdpmError::invalid(
                 "eta",
@@ -200,7 +200,7 @@ impl<'a> DdimSampler<'a> {
         let mut x = x0;
         let mut from: Option<usize> = None;
         for &t in self.steps.iter().rev() {
-            let output = model.denoise_at(x.clone(), t).value;
+            let output = model.denoise_at(x.clone(), t, None).value;
             // Read the output at the level x is at now (as diffusers' DDIMInverseScheduler does),
             // then move x_0 and the noise to step t.
             let (x0_pred, eps) = match (from, prediction) {

@@ -6,15 +6,17 @@
 //! diffusers' `step`: predict x_0, form the posterior mean, add noise.
 
 mod ddim;
+mod guidance;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use ddim::{DdimSampler, TimestepSpacing, timestep_subsequence};
+pub use guidance::Guided;
 
 use crate::choice::choice_enum;
 use crate::diffusion::{learned_log_variance, q_posterior};
-use crate::model::{Denoiser, DenoiserOutput};
+use crate::model::{Denoise, DenoiserOutput};
 use crate::notebook::Table;
 pub use crate::points::{Frame, from_points, to_points};
 use crate::rng::NoiseSource;
@@ -86,6 +88,12 @@ pub struct SamplingConfig {
     pub eta: f64,
     /// DDIM: how the steps are spread over the T timesteps.
     pub spacing: TimestepSpacing,
+    /// A conditional model's classifier-free guidance scale w in
+    /// `eps_null + w (eps_class - eps_null)`: 0 unconditional, 1 conditional, > 1 guided.
+    pub guidance_scale: f64,
+    /// A conditional model's class to generate; unset: every class, in equal shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<usize>,
 }
 
 impl Default for SamplingConfig {
@@ -99,6 +107,8 @@ impl Default for SamplingConfig {
             steps: 50,
             eta: 0.0,
             spacing: TimestepSpacing::Trailing,
+            guidance_scale: 1.0,
+            class: None,
         }
     }
 }
@@ -125,6 +135,13 @@ impl SamplingConfig {
                 &format!("{prefix}clip_x0"),
                 self.clip_x0,
                 "must be finite and >= 0; 0 disables clipping",
+            ));
+        }
+        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
+            return Err(DdpmError::invalid(
+                &format!("{prefix}guidance_scale"),
+                self.guidance_scale,
+                "must be finite and >= 0 (0: unconditional, 1: conditional, > 1: guided)",
             ));
         }
         if !(self.eta.is_finite() && (0.0..=1.0).contains(&self.eta)) {
@@ -241,7 +258,7 @@ impl Sampler<'_> {
     }
 
     /// Draw `n` points from `model`, keeping the states at the paper times in `record`.
-    pub fn sample<M: Denoiser>(
+    pub fn sample<M: Denoise + ?Sized>(
         &self,
         model: &M,
         n: usize,
@@ -431,7 +448,7 @@ impl<'a> DdpmSampler<'a> {
 
     /// Draw `n` points: start from x_T ~ N(0, I) and step for t = T-1, ..., 0 ([`run_chain`]).
     /// States at the paper times in `record` (each in `0..=T`) are kept in the trajectory.
-    pub fn sample<M: Denoiser>(
+    pub fn sample<M: Denoise + ?Sized>(
         &self,
         model: &M,
         n: usize,
@@ -490,7 +507,7 @@ pub trait StepRule {
 /// The reverse process: from `x` at the first of `rule`'s time indices, ask `model` and step,
 /// down to x_0. States at the paper times in `record` (the first state is at paper time
 /// `first index + 1`, the samples at 0) are kept in the trajectory; fresh noise comes from `rng`.
-pub fn run_chain<R: StepRule + ?Sized, M: Denoiser>(
+pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized>(
     rule: &R,
     model: &M,
     mut x: Tensor<2>,
@@ -511,7 +528,7 @@ pub fn run_chain<R: StepRule + ?Sized, M: Denoiser>(
     }
     for (i, &t) in indices.iter().enumerate() {
         let prev = indices.get(i + 1).copied();
-        let output = model.denoise_at(x.clone(), t);
+        let output = model.denoise_at(x.clone(), t, None);
         let noise = if rule.adds_noise(t, prev) {
             rng.normal([n, width], &device)
         } else {
