@@ -125,7 +125,13 @@ struct Knobs {
     label_dropout: Option<f64>,
     /// Classifier-free guidance scale w: 0 unconditional, 1 conditional, > 1 guided
     /// [sampling.guidance_scale].
-    #[arg(long, value_name = "W", global = true, help_heading = "Knobs")]
+    #[arg(
+        long,
+        value_name = "W",
+        allow_negative_numbers = true,
+        global = true,
+        help_heading = "Knobs"
+    )]
     guidance: Option<f64>,
     /// Generate only this class (default: every class, in equal shares) [sampling.class].
     #[arg(long, value_name = "K", global = true, help_heading = "Knobs")]

@@ -51,6 +51,12 @@ pub mod files {
     pub const CONFIG_JSON: &str = "config.json";
     /// The trained weights (burnpack).
     pub const MODEL: &str = "model.bpk";
+    /// A conditional model's samples coloured by the class asked for, beside the real classes.
+    pub const CONDITIONAL_SAMPLES: &str = "conditional_samples.png";
+    /// A conditional model's samples at several guidance scales w.
+    pub const GUIDANCE_SWEEP: &str = "guidance_sweep.png";
+    /// Class accuracy and per-class energy distance at each w of the sweep.
+    pub const GUIDANCE_SWEEP_JSON: &str = "guidance_sweep.json";
 }
 
 /// Timings of the pipeline's stages, in seconds.
@@ -441,7 +447,7 @@ pub fn sample_and_save(
     };
     let metrics = serde_json::to_string_pretty(&report).expect("report serialises");
     io::write_atomic(&out.join(files::METRICS_JSON), metrics.as_bytes())?;
-    write_sample_figures(&run, out)?;
+    write_sample_figures(&run, device, out)?;
     staged.commit()?;
     Ok(run)
 }
@@ -496,11 +502,11 @@ fn write_outputs(run: &PipelineRun, device: &Device, out: &Path) -> Result<()> {
     plot::save_png(&run.training_curve(), &path(files::TRAINING_CURVE))?;
     plot::save_png(&run.noise_schedule()?, &path(files::NOISE_SCHEDULE))?;
     plot::save_png(&run.forward_process(device)?, &path(files::FORWARD_PROCESS))?;
-    write_sample_figures(run, out)
+    write_sample_figures(run, device, out)
 }
 
 /// The figures that need only the samples (and their trajectory).
-fn write_sample_figures(run: &PipelineRun, out: &Path) -> Result<()> {
+fn write_sample_figures(run: &PipelineRun, device: &Device, out: &Path) -> Result<()> {
     let path = |name: &str| -> PathBuf { out.join(name) };
     if !run.output.trajectory.is_empty() {
         plot::save_png(&run.reverse_process()?, &path(files::REVERSE_PROCESS))?;
@@ -512,7 +518,87 @@ fn write_sample_figures(run: &PipelineRun, out: &Path) -> Result<()> {
     }
     plot::save_png(&run.real_vs_generated(), &path(files::REAL_VS_GENERATED))?;
     plot::save_png(&run.marginals(), &path(files::MARGINALS))?;
+    if !run.wanted.is_empty() {
+        plot::save_png(
+            &run.conditional_samples(),
+            &path(files::CONDITIONAL_SAMPLES),
+        )?;
+        let sweep = run.guidance_sweep(&GUIDANCE_SCALES, SWEEP_SAMPLES, device)?;
+        plot::save_png(&sweep.chart(run.bounds()), &path(files::GUIDANCE_SWEEP))?;
+        let json = serde_json::to_string_pretty(&sweep.reports).expect("sweep serialises");
+        io::write_atomic(&path(files::GUIDANCE_SWEEP_JSON), json.as_bytes())?;
+    }
     Ok(())
+}
+
+/// The guidance scales of `guidance_sweep.png`.
+pub const GUIDANCE_SCALES: [f64; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
+
+/// At most this many samples per scale in the sweep (it samples once per scale, each step a
+/// doubled batch).
+pub const SWEEP_SAMPLES: usize = 500;
+
+/// A conditional model sampled at several guidance scales.
+#[derive(Debug, Clone)]
+pub struct GuidanceSweep {
+    /// The class asked for at each sample (the same at every scale).
+    pub wanted: Vec<usize>,
+    /// The samples at each scale.
+    pub samples: Vec<Vec<[f32; 2]>>,
+    /// Class accuracy and per-class quality at each scale.
+    pub reports: Vec<ConditionalReport>,
+}
+
+impl GuidanceSweep {
+    /// One panel per scale, samples coloured by the class asked for.
+    pub fn chart(&self, bounds: Bounds) -> ScatterPanels {
+        ScatterPanels {
+            name: "guidance_sweep",
+            title: "Classifier-free guidance: eps_null + w (eps_class - eps_null)".into(),
+            panels: self
+                .reports
+                .iter()
+                .zip(&self.samples)
+                .map(|(r, points)| {
+                    Panel::by_class(
+                        format!(
+                            "w = {}: {:.0}% in class",
+                            r.guidance_scale,
+                            100.0 * r.accuracy
+                        ),
+                        points.clone(),
+                        self.wanted.clone(),
+                    )
+                })
+                .collect(),
+            columns: self.samples.len().min(5),
+            bounds,
+            panel_size: 300,
+        }
+    }
+
+    /// Accuracy and per-class energy distance (as a multiple of its floor) at each scale.
+    pub fn table(&self) -> Table {
+        let mut table = Table::new([
+            "w",
+            "class accuracy",
+            "energy distance per class, x floor (mean)",
+        ]);
+        for r in &self.reports {
+            let mean = r
+                .per_class
+                .iter()
+                .map(|c| c.energy_distance.ratio_to_floor())
+                .sum::<f64>()
+                / r.per_class.len().max(1) as f64;
+            table.push([
+                format!("{}", r.guidance_scale),
+                format!("{:.3}", r.accuracy),
+                format!("{mean:.1}"),
+            ]);
+        }
+        table
+    }
 }
 
 /// Time each frame of the sampling animation is shown.
@@ -533,6 +619,113 @@ impl PipelineRun {
             .take(n)
             .copied()
             .collect()
+    }
+
+    /// [`Self::shown_data`] with the class of each point.
+    pub fn shown_labelled(&self) -> (Vec<[f32; 2]>, Vec<usize>) {
+        let n = self.config.sampling.n_samples;
+        let stride = (self.data.len() / n).max(1);
+        (0..self.data.len())
+            .step_by(stride)
+            .take(n)
+            .map(|i| (self.data.points[i], self.data.labels[i]))
+            .unzip()
+    }
+
+    /// `conditional_samples.png`: the real classes beside samples coloured by the class they
+    /// were asked for, with the class accuracy in the title.
+    pub fn conditional_samples(&self) -> ScatterPanels {
+        let (points, labels) = self.shown_labelled();
+        let accuracy = self
+            .report
+            .classes
+            .as_ref()
+            .map_or(f64::NAN, |c| c.trained.accuracy);
+        ScatterPanels {
+            name: "conditional_samples",
+            title: format!(
+                "Class-conditional samples, w = {}: {:.1}% land in the class asked for",
+                self.config.sampling.guidance_scale,
+                100.0 * accuracy
+            ),
+            panels: vec![
+                Panel::by_class(
+                    format!("real {}, by class", self.config.data.dataset),
+                    points,
+                    labels,
+                ),
+                Panel::by_class(
+                    "generated, coloured by the class asked for",
+                    self.output.samples.clone(),
+                    self.wanted.clone(),
+                ),
+            ],
+            columns: 2,
+            bounds: self.bounds(),
+            panel_size: 420,
+        }
+    }
+
+    /// Sample the trained conditional model at each guidance scale in `scales` (`n` points each,
+    /// at most `sampling.n_samples`, every class in equal shares) and score each.
+    pub fn guidance_sweep(
+        &self,
+        scales: &[f64],
+        n: usize,
+        device: &Device,
+    ) -> Result<GuidanceSweep> {
+        let mut config = self.config.clone();
+        config.sampling.n_samples = n.min(config.sampling.n_samples);
+        config.sampling.class = None;
+        let wanted = wanted_classes(&config);
+        if wanted.is_empty() {
+            return Err(DdpmError::invalid(
+                "model.num_classes",
+                0,
+                "must be > 0 for a guidance sweep: the model is unconditional",
+            ));
+        }
+        let sampler = config.sampling.init(&self.schedule)?;
+        let seeds = config.seeds();
+        let reference = Dataset2d::generate(config.data.dataset, wanted.len(), seeds.eval);
+        let floor = Dataset2d::generate(
+            config.data.dataset,
+            wanted.len(),
+            seeds.eval.wrapping_add(1),
+        );
+        let mut sweep = GuidanceSweep {
+            wanted: wanted.clone(),
+            samples: Vec::new(),
+            reports: Vec::new(),
+        };
+        for &w in scales {
+            config.sampling.guidance_scale = w;
+            let mut rng = NoiseSource::new(seeds.sample);
+            let out = draw(
+                &sampler,
+                &self.model,
+                &config,
+                &wanted,
+                &mut rng,
+                &[],
+                device,
+            )?;
+            sweep.reports.push(ConditionalReport::compute(
+                &out.samples,
+                &wanted,
+                w,
+                Labelled {
+                    points: &reference.points,
+                    labels: &reference.labels,
+                },
+                Labelled {
+                    points: &floor.points,
+                    labels: &floor.labels,
+                },
+            )?);
+            sweep.samples.push(out.samples);
+        }
+        Ok(sweep)
     }
 
     /// The plotting window every scatter figure of this run shares.
@@ -600,6 +793,7 @@ impl PipelineRun {
                     },
                     points: f.points,
                     color: REAL,
+                    labels: Vec::new(),
                 })
                 .collect(),
             columns: 4,
@@ -622,6 +816,7 @@ impl PipelineRun {
                     title: format!("t = {}", frames[i].t),
                     points: frames[i].points.clone(),
                     color: GENERATED,
+                    labels: Vec::new(),
                 })
                 .collect(),
             columns: 4,
@@ -674,6 +869,7 @@ impl PipelineRun {
                     title: format!("real {} (n = {})", self.config.data.dataset, shown.len()),
                     points: shown,
                     color: REAL,
+                    labels: Vec::new(),
                 },
                 Panel {
                     title: format!(
@@ -683,6 +879,7 @@ impl PipelineRun {
                     ),
                     points: self.output.samples.clone(),
                     color: GENERATED,
+                    labels: Vec::new(),
                 },
             ],
             columns: 2,

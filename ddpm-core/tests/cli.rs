@@ -486,3 +486,66 @@ fn sample_rejects_a_missing_truncated_or_mismatched_model_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn conditional_run_writes_class_figures_and_per_class_metrics() {
+    let dir = scratch("conditional");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = dir.join("out");
+    let output = ddpm(&[
+        "--conditional",
+        "--guidance",
+        "2",
+        "--quiet",
+        "--config",
+        config.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for png in ["conditional_samples.png", "guidance_sweep.png"] {
+        let (w, h) = png_size(&out.join(png));
+        assert!(w >= 600 && h >= 300, "{png}: {w}x{h}");
+    }
+    let c = json(&out.join("config.json"));
+    assert_eq!(c["model"]["num_classes"], 2, "circles has two classes");
+    assert_eq!(c["sampling"]["guidance_scale"], 2.0);
+    let metrics = json(&out.join("metrics.json"));
+    let classes = &metrics["classes"]["trained"];
+    assert_eq!(classes["guidance_scale"], 2.0);
+    assert!((0.0..=1.0).contains(&classes["accuracy"].as_f64().unwrap()));
+    let per_class = classes["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 2);
+    assert_eq!(per_class[0]["samples"], 75);
+    assert!(metrics["classes"]["untrained"]["accuracy"].is_number());
+    let sweep = json(&out.join("guidance_sweep.json"));
+    let scales: Vec<f64> = sweep
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["guidance_scale"].as_f64().unwrap())
+        .collect();
+    assert_eq!(scales, [0.0, 1.0, 2.0, 4.0, 8.0]);
+}
+
+#[test]
+fn bad_conditional_input_names_its_field() {
+    fails_naming(&["--class", "1"], None, "sampling.class");
+    fails_naming(&["--conditional", "--class", "2"], None, "sampling.class");
+    fails_naming(
+        &["--conditional", "--guidance", "-1"],
+        None,
+        "sampling.guidance_scale",
+    );
+    fails_naming(
+        &["--conditional", "--label-dropout", "1.5"],
+        None,
+        "train.label_dropout",
+    );
+    fails_naming(&[], Some("[model]\nnum_classes = 3\n"), "model.num_classes");
+}

@@ -68,4 +68,7 @@ fn each_experiment_file_changes_what_its_name_says() {
         ModelVariance::LearnedRange
     );
     assert_eq!(load("min_snr.toml").train.weighting, LossWeighting::MinSnr);
+    let conditional = load("conditional.toml");
+    assert_eq!(conditional.model.num_classes, 8);
+    assert!(conditional.sampling.guidance_scale > 1.0);
 }

@@ -59,7 +59,23 @@ pub struct Panel {
     pub points: Vec<[f32; 2]>,
     /// Their colour.
     pub color: RGBColor,
+    /// A class per point, to colour each by its class ([`CLASS_COLORS`]); empty: all in `color`.
+    pub labels: Vec<usize>,
 }
+
+/// Colours of classes (matplotlib's tab10), by class index modulo 10.
+pub const CLASS_COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
 
 /// Scatter panels in a grid with shared axes: the forward process, the reverse process and real
 /// vs generated are all this chart.
@@ -86,6 +102,17 @@ impl Panel {
             title: title.into(),
             points,
             color,
+            labels: Vec::new(),
+        }
+    }
+
+    /// A panel of `points`, each coloured by its class in `labels`.
+    pub fn by_class(title: impl Into<String>, points: Vec<[f32; 2]>, labels: Vec<usize>) -> Self {
+        Self {
+            title: title.into(),
+            points,
+            color: REAL,
+            labels,
         }
     }
 }
@@ -115,9 +142,22 @@ impl ScatterPanels {
 
 fn scatter_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    bounds: Bounds,
+) -> DrawResult<DB> {
+    let color_of = |i: usize| match panel.labels.get(i) {
+        Some(&class) => CLASS_COLORS[class % CLASS_COLORS.len()],
+        None => panel.color,
+    };
+    scatter(area, &panel.title, &panel.points, color_of, bounds)
+}
+
+/// One scatter plot of `points`, point `i` in `color_of(i)`.
+fn scatter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
     title: &str,
     points: &[[f32; 2]],
-    color: RGBColor,
+    color_of: impl Fn(usize) -> RGBColor,
     bounds: Bounds,
 ) -> DrawResult<DB> {
     let mut chart = ChartBuilder::on(area)
@@ -133,12 +173,12 @@ fn scatter_panel<DB: DrawingBackend>(
         .x_labels(5)
         .y_labels(5)
         .draw()?;
-    let style = color.mix(0.45).filled();
     chart.draw_series(
         points
             .iter()
-            .filter(|p| p[0].abs() <= bounds.half && p[1].abs() <= bounds.half)
-            .map(|p| Circle::new((p[0], p[1]), 2, style)),
+            .enumerate()
+            .filter(|(_, p)| p[0].abs() <= bounds.half && p[1].abs() <= bounds.half)
+            .map(|(i, p)| Circle::new((p[0], p[1]), 2, color_of(i).mix(0.45).filled())),
     )?;
     Ok(())
 }
@@ -162,7 +202,7 @@ impl Chart for ScatterPanels {
         let columns = self.columns.max(1);
         let rows = self.panels.len().div_ceil(columns).max(1);
         for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&self.panels) {
-            scatter_panel(area, &panel.title, &panel.points, panel.color, self.bounds)?;
+            scatter_panel(area, panel, self.bounds)?;
         }
         Ok(())
     }
@@ -641,7 +681,7 @@ impl Animation for TrajectoryAnimation {
             return Ok(());
         };
         let title = format!("Reverse process: x_t at t = {t}");
-        scatter_panel(root, &title, points, GENERATED, self.bounds)
+        scatter(root, &title, points, |_| GENERATED, self.bounds)
     }
 }
 

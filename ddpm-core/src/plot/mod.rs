@@ -15,8 +15,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub use charts::{
-    Bounds, GENERATED, LossCurve, Marginals, PALETTE, Panel, REAL, ScatterPanels, ScheduleChart,
-    ScheduleCurve, TimestepCurves, TrajectoryAnimation, density, moving_average,
+    Bounds, CLASS_COLORS, GENERATED, LossCurve, Marginals, PALETTE, Panel, REAL, ScatterPanels,
+    ScheduleChart, ScheduleCurve, TimestepCurves, TrajectoryAnimation, density, moving_average,
 };
 pub use field::{Arrow, FieldPanel, Heatmap, VectorField};
 
