@@ -39,6 +39,9 @@ choice_enum! {
         Variance = "variance",
         /// Loss weighting: L_simple against min-SNR-5, for each prediction target.
         Weighting = "weighting",
+        /// Classifier-free guidance scale w of a class-conditional model: 0, 1, 2, 3, 5, 8, with
+        /// class accuracy and per-class quality.
+        Guidance = "guidance",
     }
 }
 
@@ -79,12 +82,18 @@ impl ExperimentName {
             ExperimentName::Targets => "Prediction target",
             ExperimentName::Variance => "Reverse-step variance",
             ExperimentName::Weighting => "Loss weighting",
+            ExperimentName::Guidance => "Classifier-free guidance scale w",
         }
     }
 
     /// Whether the table reports the NLL bound of each run (it costs T forward passes).
     pub fn reports_nll(self) -> bool {
         self == ExperimentName::Variance
+    }
+
+    /// Whether the table reports class accuracy (conditional models only).
+    pub fn reports_classes(self) -> bool {
+        self == ExperimentName::Guidance
     }
 
     /// The grid's variants, in order. The base config's own values are among them where they
@@ -172,6 +181,17 @@ impl ExperimentName {
                     })
                 })
                 .collect(),
+            // One conditional model per seed (the variants differ only in how they sample).
+            ExperimentName::Guidance => [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]
+                .into_iter()
+                .map(|w| {
+                    Variant::new(format!("w = {w}"), move |c| {
+                        c.model.num_classes = crate::data::num_classes(c.data.dataset);
+                        c.sampling.guidance_scale = w;
+                        c.sampling.class = None;
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -201,6 +221,21 @@ pub struct RunSummary {
     /// The NLL bound of a held-out draw in bits/dim, when the grid reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nll_bits_per_dim: Option<f64>,
+    /// A conditional model's class accuracy, with the per-class energy distance (mean over the
+    /// classes) and its floor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ClassSummary>,
+}
+
+/// A conditional run's class metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClassSummary {
+    /// Share of samples a nearest-neighbour classifier puts in the class asked for.
+    pub accuracy: f64,
+    /// Energy distance of each class's samples to its real points, averaged over the classes.
+    pub class_energy_distance: f64,
+    /// Its floor (two real draws), averaged the same way.
+    pub class_energy_distance_floor: f64,
 }
 
 /// A variant's runs over the seeds.
@@ -272,6 +307,10 @@ impl ExperimentReport {
         if self.name.reports_nll() {
             headers.push("NLL bound (bits/dim)".into());
         }
+        if self.name.reports_classes() {
+            headers.push("class accuracy".into());
+            headers.push("per-class ED / floor".into());
+        }
         let mut table = Table::new(headers);
         for v in &self.variants {
             let mean = |f: fn(&RunSummary) -> f64| v.mean_sd(f).0;
@@ -291,6 +330,15 @@ impl ExperimentReport {
             ];
             if self.name.reports_nll() {
                 row.push(pm(v.mean_sd(|r| r.nll_bits_per_dim.unwrap_or(f64::NAN)), 3));
+            }
+            if self.name.reports_classes() {
+                let class = |f: fn(&ClassSummary) -> f64| {
+                    move |r: &RunSummary| r.classes.as_ref().map_or(f64::NAN, f)
+                };
+                row.push(pm(v.mean_sd(class(|c| c.accuracy)), 3));
+                let ratio = v.mean_sd(class(|c| c.class_energy_distance)).0
+                    / v.mean_sd(class(|c| c.class_energy_distance_floor)).0;
+                row.push(format!("{ratio:.1}"));
             }
             table.push(row);
         }
@@ -397,6 +445,7 @@ pub fn run_experiment(
                 shared_training,
                 sample_seconds: r.timings.sample_seconds,
                 nll_bits_per_dim: nll,
+                classes: r.classes.as_ref().map(|c| class_summary(&c.trained)),
             });
             progress(&v.label, seeded_base.seed, run);
         }
@@ -412,6 +461,18 @@ pub fn run_experiment(
         backend: crate::Backend::label(device),
         comparison: first,
     })
+}
+
+fn class_summary(report: &crate::metrics::ConditionalReport) -> ClassSummary {
+    let k = report.per_class.len().max(1) as f64;
+    let mean = |f: fn(&crate::metrics::ClassReport) -> f64| {
+        report.per_class.iter().map(f).sum::<f64>() / k
+    };
+    ClassSummary {
+        accuracy: report.accuracy,
+        class_energy_distance: mean(|c| c.energy_distance.value),
+        class_energy_distance_floor: mean(|c| c.energy_distance.floor),
+    }
 }
 
 /// Points in the NLL bound's held-out draw.
@@ -478,6 +539,7 @@ mod tests {
             shared_training: false,
             sample_seconds: 0.0,
             nll_bits_per_dim: None,
+            classes: None,
         };
         let v = VariantResult {
             label: "x".into(),
