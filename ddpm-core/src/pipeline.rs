@@ -443,6 +443,7 @@ pub fn sample_and_save(
         backend: &run.report.backend,
         model: model_path,
         trained: &run.report.trained,
+        classes: run.report.classes.as_ref(),
         sample_seconds: run.report.timings.sample_seconds,
     };
     let metrics = serde_json::to_string_pretty(&report).expect("report serialises");
@@ -458,6 +459,8 @@ struct SampleReport<'a> {
     backend: &'a str,
     model: &'a Path,
     trained: &'a QualityReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classes: Option<&'a ClassesReport>,
     sample_seconds: f64,
 }
 

@@ -427,4 +427,39 @@ mod tests {
             assert_eq!(err, 0.0);
         }
     }
+
+    #[test]
+    fn outputs_keep_their_shape_with_and_without_classes_and_the_class_matters() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let x = NoiseSource::new(6).normal([7, 2], &device);
+        let class = crate::model::class_tensor(&[0, 1, 2, 3, 0, 1, 4], &device);
+        for k in [0usize, 4] {
+            let config = DenoiserConfig {
+                num_classes: k,
+                ..Default::default()
+            };
+            let model = seeded(&device, 3, || config.init(100, &device));
+            assert_eq!(model.num_classes(), k);
+            let t = Tensor::<1, Int>::full([7], 10, &device);
+            let given = (k > 0).then(|| class.clone());
+            assert_eq!(
+                model.denoise(x.clone(), t, given.clone()).value.dims(),
+                [7, 2]
+            );
+            assert_eq!(model.denoise_at(x.clone(), 10, given).value.dims(), [7, 2]);
+        }
+        // A conditional model's prediction depends on the class; None is the null class (4).
+        let config = DenoiserConfig {
+            num_classes: 4,
+            ..Default::default()
+        };
+        let model = seeded(&device, 3, || config.init(100, &device));
+        let at = |c: Option<Tensor<1, Int>>| model.denoise_at(x.clone(), 10, c).value;
+        let null = crate::model::class_tensor(&[4; 7], &device);
+        let zeros = crate::model::class_tensor(&[0; 7], &device);
+        let diff: f32 = (at(None) - at(Some(null))).abs().max().into_scalar();
+        assert_eq!(diff, 0.0);
+        let diff: f32 = (at(None) - at(Some(zeros))).abs().max().into_scalar();
+        assert!(diff > 1e-4, "{diff}");
+    }
 }
