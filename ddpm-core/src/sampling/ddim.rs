@@ -40,16 +40,27 @@ pub fn timestep_subsequence(
             format!("must be in 1..={timesteps} (the schedule's T)"),
         ));
     }
+    // As diffusers' `set_timesteps` computes them with numpy: a float step times i (the
+    // order of the operations decides which values land on .5), rounded half to even.
     let big_t = timesteps as f64;
     let mut steps: Vec<usize> = match spacing {
         TimestepSpacing::Linspace if n == 1 => vec![0],
-        TimestepSpacing::Linspace => (0..n)
-            .map(|i| (i as f64 * (big_t - 1.0) / (n - 1) as f64).round() as usize)
-            .collect(),
+        TimestepSpacing::Linspace => {
+            let step = (big_t - 1.0) / (n - 1) as f64;
+            (0..n)
+                .map(|i| (i as f64 * step).round_ties_even() as usize)
+                .collect()
+        }
         TimestepSpacing::Leading => (0..n).map(|i| i * (timesteps / n)).collect(),
-        TimestepSpacing::Trailing => (0..n)
-            .map(|i| (big_t - i as f64 * big_t / n as f64).round() as usize - 1)
-            .collect(),
+        // numpy's arange(T, 0, -T/n) fills value i as T + i * delta with delta = (T - T/n) - T
+        // (not -T/n itself). It can also return n + 1 values through float error (T = 1000,
+        // n = 61), the last rounding to step -1; this takes exactly n.
+        TimestepSpacing::Trailing => {
+            let delta = (big_t - big_t / n as f64) - big_t;
+            (0..n)
+                .map(|i| (big_t + i as f64 * delta).round_ties_even() as usize - 1)
+                .collect()
+        }
     };
     steps.sort_unstable();
     steps.dedup();
