@@ -20,13 +20,14 @@
 //! config.sampling.n_samples = 64;
 //!
 //! let device = Backend::default_cpu().device()?;
+//! let seeds = config.seeds(); // one named stream per purpose, all from config.seed
 //! let schedule = config.diffusion.init()?;
-//! let data = config.data.init(config.seed);
-//! let model = seeded(&device, 1, || config.model.init(schedule.timesteps(), &device));
-//! let trained = train(model, &schedule, &data, &config.train, 2, &device, &mut Silent)?;
+//! let data = config.data.init(seeds.data);
+//! let model = seeded(&device, seeds.init, || config.model.init(schedule.timesteps(), &device));
+//! let trained = train(model, &schedule, &data, &config.train, seeds.train, &device, &mut Silent)?;
 //!
 //! let sampler = config.sampling.sampler(&schedule);
-//! let out = sampler.sample(&trained.model, 64, &mut NoiseSource::new(3), &[], &device)?;
+//! let out = sampler.sample(&trained.model, 64, &mut NoiseSource::new(seeds.sample), &[], &device)?;
 //! let reference = Dataset2d::generate(DatasetKind::Moons, 64, 4);
 //! let ed = energy_distance(&out.samples, &reference.points)?;
 //! assert!(ed.is_finite());

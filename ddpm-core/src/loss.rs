@@ -308,16 +308,25 @@ impl NllBound {
 /// The bound is of the model's own reverse process, with the predicted x_0 as the network gives
 /// it: sampling's `clip_x0` is not applied (with the default bound it rarely binds).
 ///
-/// A model with a learned variance uses it; a fixed-variance model uses `fixed`. Costs T forward
-/// passes over the points.
+/// `variance` is the reverse-step variance the bound is of: `Some` fixed choice (for any model,
+/// a learned-variance one included), or `None` for the model's own learned variance (an error
+/// for a model without one). Costs T forward passes over the points.
 pub fn nll_bound<M: Denoise + ?Sized>(
     model: &M,
     schedule: &NoiseSchedule,
     points: &[[f32; 2]],
-    fixed: PosteriorVariance,
+    variance: Option<PosteriorVariance>,
     seed: u64,
     device: &Device,
 ) -> Result<NllBound> {
+    if variance.is_none() && !model.learns_variance() {
+        return Err(DdpmError::InvalidInput {
+            field: "variance",
+            message: "None means the model's learned variance, and this model has none; \
+                      give Some(PosteriorVariance::FixedSmall) or FixedLarge"
+                .into(),
+        });
+    }
     if points.is_empty() {
         return Err(DdpmError::InvalidInput {
             field: "points",
@@ -334,9 +343,10 @@ pub fn nll_bound<M: Denoise + ?Sized>(
         let (x0_pred, _) = out
             .target
             .to_x0_and_eps(schedule, x_t.clone(), &[t], out.value);
-        let log_var = match out.variance {
-            Some(v) => learned_log_variance(schedule, v, &[t]),
-            None => fixed.log_variance(schedule, &[t], device),
+        let log_var = match (variance, out.variance) {
+            (Some(fixed), _) => fixed.log_variance(schedule, &[t], device),
+            (None, Some(v)) => learned_log_variance(schedule, v, &[t]),
+            (None, None) => unreachable!("checked above: None needs a learned variance"),
         };
         let term = vlb_terms(schedule, x0.clone(), x_t, &[t], x0_pred, log_var);
         per_step.push(mean_of(term, "the bound's term", t)?);
@@ -523,7 +533,7 @@ mod tests {
         let model = seeded(&device, 2, || DenoiserConfig::default().init(50, &device));
         let points = [[0.5f32, -0.5], [1.0, 0.0], [-1.0, 0.25]];
         let small = PosteriorVariance::FixedSmall;
-        let bound = nll_bound(&model, &schedule, &points, small, 0, &device).unwrap();
+        let bound = nll_bound(&model, &schedule, &points, Some(small), 0, &device).unwrap();
         assert_eq!(bound.per_step.len(), 50);
         let sum = bound.prior + bound.per_step.iter().sum::<f64>();
         assert!((bound.bits_per_dim - sum).abs() < 1e-9);
@@ -537,7 +547,20 @@ mod tests {
         let chart = NllBound::chart(&[("untrained", &bound)]);
         assert_eq!(chart.curves[0].1.len(), 49);
         assert!(crate::plot::to_svg(&chart).unwrap().contains("<svg"));
-        let err = nll_bound(&model, &schedule, &[], small, 0, &device).unwrap_err();
+        // None asks for the model's learned variance: this model has none.
+        let err = nll_bound(&model, &schedule, &points, None, 0, &device).unwrap_err();
+        assert!(err.to_string().contains("variance"), "{err}");
+        // A learned-variance model is bounded with its own variance (None) or with the fixed
+        // one asked for: the choice is honoured, and it changes the bound.
+        let learned_config = DenoiserConfig {
+            variance: ModelVariance::LearnedRange,
+            ..Default::default()
+        };
+        let learned = seeded(&device, 2, || learned_config.init(50, &device));
+        let own = nll_bound(&learned, &schedule, &points, None, 0, &device).unwrap();
+        let fixed = nll_bound(&learned, &schedule, &points, Some(small), 0, &device).unwrap();
+        assert!((own.bits_per_dim - fixed.bits_per_dim).abs() > 1e-6);
+        let err = nll_bound(&model, &schedule, &[], Some(small), 0, &device).unwrap_err();
         assert!(err.to_string().contains("points"), "{err}");
     }
 }

@@ -13,7 +13,7 @@ use crate::config::ExperimentConfig;
 use crate::data::Dataset2d;
 use crate::diffusion::Prediction;
 use crate::loss::{LossWeighting, nll_bound};
-use crate::model::{Activation, ModelVariance, TimeEmbeddingKind};
+use crate::model::{Activation, Denoise, ModelVariance, TimeEmbeddingKind};
 use crate::notebook::Table;
 use crate::pipeline::PipelineRun;
 use crate::sampling::{PosteriorVariance, SamplerKind};
@@ -486,7 +486,8 @@ fn held_out_nll(run: &PipelineRun, device: &Device) -> Result<f64> {
         &run.model,
         &run.schedule,
         &points.points,
-        run.config.sampling.variance,
+        // a learned variance's own, otherwise the fixed one the run sampled with
+        (!run.model.learns_variance()).then_some(run.config.sampling.variance),
         seeds.sample,
         device,
     )?;
