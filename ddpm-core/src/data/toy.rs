@@ -124,10 +124,18 @@ impl Dataset2d {
         num_classes(self.kind)
     }
 
+    /// The points with their classes, as the class metrics take them.
+    pub fn labelled(&self) -> crate::metrics::Labelled<'_> {
+        crate::metrics::Labelled {
+            points: &self.points,
+            labels: &self.labels,
+        }
+    }
+
     /// The points at `indices` as a `[indices.len(), 2]` tensor: one mini-batch.
     pub fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2> {
         let points: Vec<[f32; 2]> = indices.iter().map(|&i| self.points[i]).collect();
-        crate::sampling::from_points(&points, device)
+        crate::points::from_points(&points, device)
     }
 
     /// The points as one flat row-major `[n * 2]` vector (what a tensor is built from).

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use super::{PipelineRun, draw, sampler_name, wanted_classes};
 use crate::data::Dataset2d;
 use crate::diffusion::noising_snapshots;
-use crate::metrics::{ConditionalReport, Labelled};
+use crate::metrics::ConditionalReport;
 use crate::notebook::Table;
 use crate::plot::{
     Bounds, LossCurve, Marginals, Panel, ScatterPanels, ScheduleChart, ScheduleCurve,
@@ -212,14 +212,8 @@ impl PipelineRun {
                 &out.samples,
                 &wanted,
                 w,
-                Labelled {
-                    points: &reference.points,
-                    labels: &reference.labels,
-                },
-                Labelled {
-                    points: &floor.points,
-                    labels: &floor.labels,
-                },
+                reference.labelled(),
+                floor.labelled(),
             )?);
             sweep.samples.push(out.samples);
         }

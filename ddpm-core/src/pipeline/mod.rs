@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::config::ExperimentConfig;
 use crate::data::Dataset2d;
-use crate::metrics::{ConditionalReport, Labelled, QualityReport};
+use crate::metrics::{ConditionalReport, QualityReport};
 use crate::model::MlpDenoiser;
 use crate::plot;
 use crate::rng::{NoiseSource, seeded};
@@ -286,14 +286,8 @@ fn sample_and_measure(
             samples,
             &wanted,
             config.sampling.guidance_scale,
-            Labelled {
-                points: &reference.points,
-                labels: &reference.labels,
-            },
-            Labelled {
-                points: &floor.points,
-                labels: &floor.labels,
-            },
+            reference.labelled(),
+            floor.labelled(),
         )
     };
     let classes = if wanted.is_empty() {

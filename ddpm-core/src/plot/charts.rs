@@ -9,14 +9,14 @@ use super::{Animation, Chart, DrawResult, FAMILY};
 pub const REAL: RGBColor = RGBColor(31, 119, 180);
 /// Colour of generated samples.
 pub const GENERATED: RGBColor = RGBColor(255, 127, 14);
-/// Colours of further series.
+/// Colours of further series: the first six class colours.
 pub const PALETTE: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
+    CLASS_COLORS[0],
+    CLASS_COLORS[1],
+    CLASS_COLORS[2],
+    CLASS_COLORS[3],
+    CLASS_COLORS[4],
+    CLASS_COLORS[5],
 ];
 
 // Text sizes in chart pixels. Notebooks show a chart scaled to the cell's width (about 0.55x
