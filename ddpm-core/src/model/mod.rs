@@ -8,12 +8,14 @@
 //! plugs in by implementing the trait.
 
 mod embedding;
+mod gaussian;
 mod mlp;
 
 use burn::module::{Module, ModuleDisplay};
 use burn::prelude::*;
 
 pub use embedding::{TimeEmbeddingKind, sinusoidal_embedding};
+pub use gaussian::GaussianDenoiser;
 pub use mlp::{Activation, DenoiserConfig, InputEncoding, MlpDenoiser, ModelVariance};
 
 use crate::diffusion::Prediction;
