@@ -65,8 +65,8 @@ impl Denoise for GaussianDenoiser {
         let t: Vec<i64> = t_index
             .into_data()
             .convert::<i64>()
-            .to_vec()
-            .expect("integer time indices");
+            .try_to_vec::<i64>()
+            .expect("an Int tensor converts to i64");
         let (a, b): (Vec<f64>, Vec<f64>) = t.iter().map(|&i| self.coefficients(i as usize)).unzip();
         let column = |v: &[f64]| crate::diffusion::per_sample::<2>(v, &device);
         self.predict(x_t, column(&a), column(&b))
