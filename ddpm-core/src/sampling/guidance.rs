@@ -23,8 +23,9 @@ use crate::{DdpmError, Result};
 #[derive(Debug, Clone)]
 pub struct Guided<'a, M: ?Sized> {
     model: &'a M,
-    classes: Tensor<1, Int>,
-    null: Tensor<1, Int>,
+    /// The classes asked for, then as many null classes: the labels of the doubled batch,
+    /// built once rather than at every step.
+    doubled: Tensor<1, Int>,
     scale: f64,
 }
 
@@ -55,8 +56,13 @@ impl<'a, M: Denoise + ?Sized> Guided<'a, M> {
         }
         Ok(Self {
             model,
-            classes: class_tensor(classes, device),
-            null: Tensor::<1, Int>::full([classes.len()], k as i64, device),
+            doubled: Tensor::cat(
+                vec![
+                    class_tensor(classes, device),
+                    Tensor::<1, Int>::full([classes.len()], k as i64, device),
+                ],
+                0,
+            ),
             scale,
         })
     }
@@ -81,9 +87,9 @@ impl<'a, M: Denoise + ?Sized> Guided<'a, M> {
     fn check_batch(&self, batch: usize) {
         assert_eq!(
             batch,
-            self.classes.dims()[0],
+            self.doubled.dims()[0] / 2,
             "Guided was built for {} points",
-            self.classes.dims()[0]
+            self.doubled.dims()[0] / 2
         );
     }
 }
@@ -114,10 +120,7 @@ impl<M: Denoise + ?Sized> Denoise for Guided<'_, M> {
         let both = self.model.denoise(
             Tensor::cat(vec![x_t.clone(), x_t], 0),
             Tensor::cat(vec![t_index.clone(), t_index], 0),
-            Some(Tensor::cat(
-                vec![self.classes.clone(), self.null.clone()],
-                0,
-            )),
+            Some(self.doubled.clone()),
         );
         self.combine(both, batch)
     }
@@ -133,10 +136,7 @@ impl<M: Denoise + ?Sized> Denoise for Guided<'_, M> {
         let both = self.model.denoise_at(
             Tensor::cat(vec![x_t.clone(), x_t], 0),
             t_index,
-            Some(Tensor::cat(
-                vec![self.classes.clone(), self.null.clone()],
-                0,
-            )),
+            Some(self.doubled.clone()),
         );
         self.combine(both, batch)
     }
