@@ -304,22 +304,6 @@ mod tests {
     }
 
     #[test]
-    fn linear_alpha_bar_at_t_matches_reference_values() {
-        // Reference: the product of (1 - beta) over numpy's linspace(1e-4, 0.02, 1000).
-        let s = schedule(ScheduleKind::Linear, 1000);
-        let closed_form = |t: usize| {
-            (0..=t)
-                .map(|i| 1.0 - (1e-4 + (0.02 - 1e-4) * i as f64 / 999.0))
-                .product::<f64>()
-        };
-        for t in [0, 10, 100, 500, 999] {
-            assert!(close(s.alpha_bar[t], closed_form(t), 1e-12), "t = {t}");
-        }
-        // Well-known value: alpha-bar_T ~ 4.0e-5 for the DDPM paper's schedule.
-        assert!(s.alpha_bar[999] > 3.5e-5 && s.alpha_bar[999] < 4.5e-5);
-    }
-
-    #[test]
     fn short_linear_schedule_is_scaled_so_x_t_still_becomes_noise() {
         let scaled = schedule(ScheduleKind::Linear, 50);
         assert!(close(scaled.betas[0], 1e-4 * 20.0, 1e-12));
@@ -338,73 +322,27 @@ mod tests {
     }
 
     #[test]
-    fn cosine_alpha_bar_matches_closed_form() {
-        let t_max = 1000;
-        let s = schedule(ScheduleKind::Cosine, t_max);
-        let f = |t: f64| {
-            (((t / t_max as f64) + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
-                .cos()
-                .powi(2)
-        };
-        for t in [0usize, 1, 250, 500, 900] {
-            // alpha-bar after step t is f(t + 1) / f(0) while no beta is clipped.
-            assert!(
-                close(s.alpha_bar[t], f((t + 1) as f64) / f(0.0), 1e-9),
-                "t = {t}"
-            );
-        }
-        // Every beta is positive: integer division of t / T would make them all zero.
+    fn cosine_betas_are_positive_and_clipped_at_max_beta() {
+        // Its values against diffusers are in tests/reference.rs; here the two edge cases:
+        // integer division of t / T would make every beta zero, and the last one is clipped.
+        let s = schedule(ScheduleKind::Cosine, 1000);
         assert!(s.betas.iter().all(|&b| b > 0.0));
         assert_eq!(*s.betas.last().unwrap(), MAX_BETA);
         assert!(s.betas.iter().all(|&b| b <= MAX_BETA));
     }
 
     #[test]
-    fn quadratic_and_sigmoid_span_their_ranges_monotonically() {
-        for kind in [ScheduleKind::Quadratic, ScheduleKind::Sigmoid] {
-            let s = schedule(kind, 1000);
-            assert!(s.betas.windows(2).all(|w| w[1] >= w[0]), "{kind}");
-            assert!(s.betas[0] >= 1e-4 - 1e-12 && s.betas[999] <= 0.02 + 1e-12);
-        }
-        let q = schedule(ScheduleKind::Quadratic, 1000);
-        assert!(close(q.betas[0], 1e-4, 1e-12) && close(q.betas[999], 0.02, 1e-12));
-        // Sigmoid: midpoint of the range at the middle of the chain, by symmetry (T = 1001 scales
-        // the range by 1000 / 1001).
-        let s = schedule(ScheduleKind::Sigmoid, 1001);
-        assert!(close(
-            s.betas[500],
-            (1e-4 + 0.02) / 2.0 * 1000.0 / 1001.0,
-            1e-9
-        ));
-    }
-
-    #[test]
-    fn posterior_coefficients_match_ho_et_al_eq_7() {
+    fn the_posterior_at_t_zero_is_x0_itself_and_its_log_variance_is_clipped() {
+        // Its values for t > 0 are checked against diffusers' DDPM step in tests/reference.rs.
         for kind in ScheduleKind::ALL {
             let s = schedule(*kind, 200);
-            for t in [1usize, 17, 100, 199] {
-                let (b, a, ab, abp) =
-                    (s.betas[t], s.alphas[t], s.alpha_bar[t], s.alpha_bar_prev[t]);
-                assert!(close(
-                    s.posterior_variance[t],
-                    b * (1.0 - abp) / (1.0 - ab),
-                    1e-12
-                ));
-                assert!(close(
-                    s.posterior_mean_coef1[t],
-                    b * abp.sqrt() / (1.0 - ab),
-                    1e-12
-                ));
-                assert!(close(
-                    s.posterior_mean_coef2[t],
-                    (1.0 - abp) * a.sqrt() / (1.0 - ab),
-                    1e-12
-                ));
-                // The posterior variance never exceeds beta_t.
-                assert!(s.posterior_variance[t] <= b);
-                assert!(close(s.alpha_bar_prev[t], s.alpha_bar[t - 1], 1e-15));
+            // beta-tilde never exceeds beta_t, and alpha-bar_prev is alpha-bar one step back.
+            for t in 1..200 {
+                assert!(s.posterior_variance[t] <= s.betas[t], "{kind} {t}");
+                assert_eq!(s.alpha_bar_prev[t], s.alpha_bar[t - 1]);
             }
-            // x_0 is deterministic given x_1: beta-tilde_0 = 0, and its log is clipped.
+            // x_0 is deterministic given x_1: beta-tilde_0 = 0, its log is clipped to
+            // beta-tilde_1's, and the posterior mean is x_0 itself.
             assert_eq!(s.posterior_variance[0], 0.0);
             assert!(close(
                 s.posterior_log_variance_clipped[0],
@@ -412,6 +350,7 @@ mod tests {
                 1e-12
             ));
             assert!(close(s.posterior_mean_coef1[0], 1.0, 1e-12));
+            assert!(close(s.posterior_mean_coef2[0], 0.0, 1e-12));
         }
     }
 
