@@ -102,3 +102,68 @@ fn ddim_on_every_step_matches_its_limits() {
         "{eta1_std} vs {ddpm_small_std}"
     );
 }
+
+/// Two Gaussian classes, N((-1.5, 0), s^2 I) and N((1.5, 0), s^2 I), and their exact
+/// class-conditional denoiser (the null class is the equal mixture of both). Guided sampling
+/// of `n` points of class 0 at scale `w`, DDPM with sigma^2 = beta.
+fn guided(w: f64, n: usize) -> Vec<[f32; 2]> {
+    let device = Backend::default_cpu().device().unwrap();
+    let schedule = ScheduleConfig::default().init().unwrap();
+    let exact = GaussianDenoiser::with_classes(&CLASS_MEANS, STD, &schedule);
+    let guided = Guided::new(&exact, &vec![0; n], w, &device).unwrap();
+    DdpmSampler::new(&schedule, PosteriorVariance::FixedLarge)
+        .sample(&guided, n, &mut NoiseSource::new(5), &[], &device)
+        .unwrap()
+        .samples
+}
+
+const CLASS_MEANS: [[f32; 2]; 2] = [[-1.5, 0.0], [1.5, 0.0]];
+
+#[test]
+fn guidance_at_one_gives_the_class_and_at_zero_the_mixture() {
+    const N: usize = 50_000;
+    // w = 1: the conditional model alone, so class 0's Gaussian (Monte Carlo sd of the mean
+    // 0.0016, of the pooled std 0.2 %).
+    let class = guided(1.0, N);
+    let (mean, std) = moments(&class);
+    eprintln!("w = 1: mean {mean:?} std {std:.4}");
+    assert!(
+        (mean[0] + 1.5).abs() < 0.01 && mean[1].abs() < 0.01,
+        "{mean:?}"
+    );
+    assert!((std / STD - 1.0).abs() < 0.01, "{std}");
+
+    // w = 0: the unconditional model alone, so the equal mixture of both Gaussians whatever
+    // class was asked for: mean 0, Var(x) = s^2 + 1.5^2 = 2.5, Var(y) = s^2, half the points
+    // on each side (Monte Carlo sd of that fraction 0.16 %).
+    let mixture = guided(0.0, N);
+    let n = N as f64;
+    let mean_x = mixture.iter().map(|p| f64::from(p[0])).sum::<f64>() / n;
+    let var = |k: usize, m: f64| {
+        mixture
+            .iter()
+            .map(|p| (f64::from(p[k]) - m).powi(2))
+            .sum::<f64>()
+            / (n - 1.0)
+    };
+    let right = mixture.iter().filter(|p| p[0] > 0.0).count() as f64 / n;
+    let (var_x, var_y) = (var(0, mean_x), var(1, 0.0));
+    eprintln!("w = 0: mean x {mean_x:.4}, var x {var_x:.4}, var y {var_y:.4}, right {right:.4}");
+    assert!((right - 0.5).abs() < 0.01, "{right}");
+    assert!(mean_x.abs() < 0.02, "{mean_x}");
+    assert!((var_x / 2.5 - 1.0).abs() < 0.02, "{var_x}");
+    assert!((var_y / (STD * STD) - 1.0).abs() < 0.02, "{var_y}");
+
+    // w = 4 has no closed form, but its direction is known: pushed away from the other
+    // class, fewer points of class 0 land on class 1's side than at w = 1.
+    let strong = guided(4.0, N);
+    let (strong_mean, _) = moments(&strong);
+    let wrong_side = |s: &[[f32; 2]]| s.iter().filter(|p| p[0] > 0.0).count();
+    eprintln!(
+        "w = 4: mean {strong_mean:?}; on class 1's side: {} at w = 4, {} at w = 1",
+        wrong_side(&strong),
+        wrong_side(&class)
+    );
+    assert!(strong_mean[0] < mean[0], "{strong_mean:?} vs {mean:?}");
+    assert!(wrong_side(&strong) < wrong_side(&class));
+}

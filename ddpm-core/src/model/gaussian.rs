@@ -1,25 +1,34 @@
 //! The exact denoiser of Gaussian data: a known answer to test samplers against.
 //!
 //! For data x_0 ~ N(mu, s^2 I) the noised x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps is Gaussian too,
-//! and the best prediction of the noise is linear in x_t:
+//! N(sqrt(ab) mu, v I) with v = ab s^2 + 1 - ab, and the best prediction of the noise is linear
+//! in x_t:
 //!
-//! `E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) mu) / (ab s^2 + 1 - ab)`.
+//! `E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) mu) / v`.
 //!
-//! A sampler given this denoiser must reproduce N(mu, s^2 I) (up to its own discretisation), so
-//! any error in a sampler's coefficients shows up in the mean and spread of its samples.
+//! With several classes, class c being N(mu_c, s^2 I) and all equally likely, the same formula
+//! holds given the class; without it (the null class) mu is replaced by its posterior mean
+//! `sum_c p(c | x_t) mu_c`, where `p(c | x_t)` is proportional to
+//! `exp(-|x_t - sqrt(ab) mu_c|^2 / 2v)`. A sampler given this denoiser must reproduce the data
+//! (up to its own discretisation), and classifier-free guidance at w = 1 and w = 0 must give
+//! the class and the mixture: any error in a sampler's coefficients or in the guidance
+//! arithmetic shows up in the mean and spread of its samples.
 
 use burn::prelude::*;
+use burn::tensor::activation::softmax;
 
 use super::{Denoise, DenoiserOutput};
-use crate::diffusion::Prediction;
+use crate::diffusion::{Prediction, per_sample};
 use crate::schedule::NoiseSchedule;
 
-/// The exact noise prediction for x_0 ~ N(`mean`, `std`^2 I) under a schedule. It has no
-/// parameters to train: it is a [`Denoise`], not a module.
+/// The exact noise prediction for Gaussian data under a schedule: one Gaussian
+/// ([`Self::new`]), or one per class ([`Self::with_classes`]). It has no parameters to train:
+/// it is a [`Denoise`], not a module.
 #[derive(Debug, Clone)]
 pub struct GaussianDenoiser {
-    mean: [f32; 2],
+    means: Vec<[f32; 2]>,
     std: f64,
+    conditional: bool,
     alpha_bar: Vec<f64>,
 }
 
@@ -27,22 +36,69 @@ impl GaussianDenoiser {
     /// The exact denoiser of N(`mean`, `std`^2 I) data noised by `schedule`.
     pub fn new(mean: [f32; 2], std: f64, schedule: &NoiseSchedule) -> Self {
         Self {
-            mean,
+            means: vec![mean],
             std,
+            conditional: false,
             alpha_bar: schedule.alpha_bar.clone(),
         }
     }
 
-    /// The two coefficients of `eps = a x_t - b mu` at time index `t`.
-    fn coefficients(&self, t: usize) -> (f64, f64) {
-        let ab = self.alpha_bar[t];
-        let a = (1.0 - ab).sqrt() / (ab * self.std * self.std + 1.0 - ab);
-        (a, a * ab.sqrt())
+    /// The exact class-conditional denoiser of an equal mixture of N(`means[c]`, `std`^2 I),
+    /// class c being the c-th Gaussian; the null class (index `means.len()`, or no class)
+    /// gets the mixture's denoiser. Panics on an empty `means`.
+    pub fn with_classes(means: &[[f32; 2]], std: f64, schedule: &NoiseSchedule) -> Self {
+        assert!(!means.is_empty(), "a mixture needs at least one mean");
+        Self {
+            means: means.to_vec(),
+            std,
+            conditional: true,
+            alpha_bar: schedule.alpha_bar.clone(),
+        }
     }
 
-    fn predict(&self, x_t: Tensor<2>, a: Tensor<2>, b: Tensor<2>) -> DenoiserOutput {
-        let mean = Tensor::<1>::from_floats(self.mean, &x_t.device()).reshape([1, 2]);
-        DenoiserOutput::new(Prediction::Epsilon, x_t * a - mean * b)
+    /// eps = `a` (x_t - `sqrt(ab)` mu), and the variance `v` of x_t given the class.
+    fn coefficients(&self, t: usize) -> [f64; 3] {
+        let ab = self.alpha_bar[t];
+        let v = ab * self.std * self.std + 1.0 - ab;
+        [(1.0 - ab).sqrt() / v, ab.sqrt(), v]
+    }
+
+    /// `[a, sqrt(ab), v]` as `[n, 1]` columns (one row per timestep given).
+    fn columns(&self, t: &[usize], device: &Device) -> [Tensor<2>; 3] {
+        let rows: Vec<[f64; 3]> = t.iter().map(|&i| self.coefficients(i)).collect();
+        [0, 1, 2].map(|k| per_sample::<2>(&rows.iter().map(|r| r[k]).collect::<Vec<_>>(), device))
+    }
+
+    fn predict(
+        &self,
+        x_t: Tensor<2>,
+        [a, sqrt_ab, v]: [Tensor<2>; 3],
+        class: Option<Tensor<1, Int>>,
+    ) -> DenoiserOutput {
+        let device = x_t.device();
+        let [n, _] = x_t.dims();
+        let k = self.means.len();
+        let flat: Vec<f32> = self.means.iter().flatten().copied().collect();
+        let means = Tensor::<1>::from_floats(flat.as_slice(), &device).reshape([k, 2]);
+        // E[mu | x_t] over the classes: softmax of -|x_t - sqrt(ab) mu_c|^2 / 2v.
+        // The coefficients have one row per point, or one row for all.
+        let m = sqrt_ab.dims()[0];
+        let mixture = || {
+            let centred = x_t.clone().reshape([n, 1, 2])
+                - means.clone().reshape([1, k, 2]) * sqrt_ab.clone().reshape([m, 1, 1]);
+            let logits = centred.powi_scalar(2).sum_dim(2).reshape([n, k]) / (v.clone() * -2.0);
+            softmax(logits, 1).matmul(means.clone())
+        };
+        let mu = match (self.conditional, class) {
+            (false, _) | (true, None) => mixture(),
+            (true, Some(class)) => {
+                // Rows with the null class (index k) take the mixture's mean.
+                let null = class.clone().equal_elem(k as i64).float().reshape([n, 1]);
+                let own = means.clone().select(0, class.clamp_max(k as i64 - 1));
+                own * null.clone().neg().add_scalar(1.0) + mixture() * null
+            }
+        };
+        DenoiserOutput::new(Prediction::Epsilon, (x_t - mu * sqrt_ab) * a)
     }
 }
 
@@ -55,32 +111,40 @@ impl Denoise for GaussianDenoiser {
         false
     }
 
+    fn num_classes(&self) -> usize {
+        if self.conditional {
+            self.means.len()
+        } else {
+            0
+        }
+    }
+
     fn denoise(
         &self,
         x_t: Tensor<2>,
         t_index: Tensor<1, Int>,
-        _class: Option<Tensor<1, Int>>,
+        class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
         let device = x_t.device();
-        let t: Vec<i64> = t_index
+        let t: Vec<usize> = t_index
             .into_data()
             .convert::<i64>()
             .try_to_vec::<i64>()
-            .expect("an Int tensor converts to i64");
-        let (a, b): (Vec<f64>, Vec<f64>) = t.iter().map(|&i| self.coefficients(i as usize)).unzip();
-        let column = |v: &[f64]| crate::diffusion::per_sample::<2>(v, &device);
-        self.predict(x_t, column(&a), column(&b))
+            .expect("an Int tensor converts to i64")
+            .into_iter()
+            .map(|i| i as usize)
+            .collect();
+        let columns = self.columns(&t, &device);
+        self.predict(x_t, columns, class)
     }
 
     fn denoise_at(
         &self,
         x_t: Tensor<2>,
         t_index: usize,
-        _class: Option<Tensor<1, Int>>,
+        class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
-        let (a, b) = self.coefficients(t_index);
-        let device = x_t.device();
-        let scalar = |v: f64| Tensor::<2>::full([1, 1], v as f32, &device);
-        self.predict(x_t, scalar(a), scalar(b))
+        let columns = self.columns(&[t_index], &x_t.device());
+        self.predict(x_t, columns, class)
     }
 }
