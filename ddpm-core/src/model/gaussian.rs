@@ -29,6 +29,9 @@ pub struct GaussianDenoiser {
     means: Vec<[f32; 2]>,
     std: f64,
     conditional: bool,
+    /// `Some`: the learned-range value of each step's exact reverse variance (see
+    /// [`GaussianDenoiser::with_exact_variance`]).
+    variance_values: Option<Vec<f64>>,
     alpha_bar: Vec<f64>,
 }
 
@@ -39,6 +42,7 @@ impl GaussianDenoiser {
             means: vec![mean],
             std,
             conditional: false,
+            variance_values: None,
             alpha_bar: schedule.alpha_bar.clone(),
         }
     }
@@ -52,8 +56,39 @@ impl GaussianDenoiser {
             means: means.to_vec(),
             std,
             conditional: true,
+            variance_values: None,
             alpha_bar: schedule.alpha_bar.clone(),
         }
+    }
+
+    /// Also predict the exact variance of each reverse step, as a learned-range variance
+    /// (Nichol & Dhariwal 2021, eq. 15): for Gaussian data q(x_{t-1} | x_t) is itself Gaussian,
+    /// with variance `beta-tilde_t + c1_t^2 Var(x_0 | x_t)` (c1_t the posterior mean's weight
+    /// of x_0, `Var(x_0 | x_t) = s^2 (1 - ab) / v`). With it every reverse step is exact, so
+    /// the likelihood bound equals the true NLL up to the prior term. Single Gaussian only:
+    /// the mixture's reverse steps are not Gaussian.
+    pub fn with_exact_variance(mut self, schedule: &NoiseSchedule) -> Self {
+        assert!(
+            !self.conditional && self.means.len() == 1,
+            "the exact reverse variance is Gaussian only for a single Gaussian"
+        );
+        let values = (0..schedule.timesteps())
+            .map(|t| {
+                let [_, _, v] = self.coefficients(t);
+                let ab = self.alpha_bar[t];
+                let x0_variance = self.std * self.std * (1.0 - ab) / v;
+                let c1 = schedule.posterior_mean_coef1[t];
+                let variance = schedule.posterior_variance[t] + c1 * c1 * x0_variance;
+                // log sigma^2 = frac log beta + (1 - frac) log beta-tilde, v = 2 frac - 1
+                let (low, high) = (
+                    schedule.posterior_log_variance_clipped[t],
+                    schedule.log_betas[t],
+                );
+                2.0 * (variance.ln() - low) / (high - low) - 1.0
+            })
+            .collect();
+        self.variance_values = Some(values);
+        self
     }
 
     /// eps = `a` (x_t - `sqrt(ab)` mu), and the variance `v` of x_t given the class.
@@ -72,9 +107,10 @@ impl GaussianDenoiser {
     fn predict(
         &self,
         x_t: Tensor<2>,
-        [a, sqrt_ab, v]: [Tensor<2>; 3],
+        t: &[usize],
         class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
+        let [a, sqrt_ab, v] = self.columns(t, &x_t.device());
         let device = x_t.device();
         let [n, _] = x_t.dims();
         let k = self.means.len();
@@ -98,7 +134,15 @@ impl GaussianDenoiser {
                 own * null.clone().neg().add_scalar(1.0) + mixture() * null
             }
         };
-        DenoiserOutput::new(Prediction::Epsilon, (x_t - mu * sqrt_ab) * a)
+        let eps = (x_t - mu * sqrt_ab) * a;
+        match &self.variance_values {
+            None => DenoiserOutput::new(Prediction::Epsilon, eps),
+            Some(values) => {
+                let column: Vec<f64> = t.iter().map(|&i| values[i]).collect();
+                let variance = per_sample::<2>(&column, &device).expand([n, 2]);
+                DenoiserOutput::new(Prediction::Epsilon, eps).with_variance(variance)
+            }
+        }
     }
 }
 
@@ -108,7 +152,7 @@ impl Denoise for GaussianDenoiser {
     }
 
     fn learns_variance(&self) -> bool {
-        false
+        self.variance_values.is_some()
     }
 
     fn num_classes(&self) -> usize {
@@ -125,7 +169,6 @@ impl Denoise for GaussianDenoiser {
         t_index: Tensor<1, Int>,
         class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
-        let device = x_t.device();
         let t: Vec<usize> = t_index
             .into_data()
             .convert::<i64>()
@@ -134,8 +177,7 @@ impl Denoise for GaussianDenoiser {
             .into_iter()
             .map(|i| i as usize)
             .collect();
-        let columns = self.columns(&t, &device);
-        self.predict(x_t, columns, class)
+        self.predict(x_t, &t, class)
     }
 
     fn denoise_at(
@@ -144,7 +186,6 @@ impl Denoise for GaussianDenoiser {
         t_index: usize,
         class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
-        let columns = self.columns(&[t_index], &x_t.device());
-        self.predict(x_t, columns, class)
+        self.predict(x_t, &[t_index], class)
     }
 }
