@@ -5,7 +5,6 @@ use std::path::Path;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
-use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -44,7 +43,10 @@ pub struct TrainConfig {
     /// Decay of the exponential moving average of the weights used for sampling (e.g. 0.995);
     /// 0 samples with the last weights (an average with decay 0 is the last weights).
     pub ema_decay: f64,
-    /// Clip the global gradient norm to this value; 0 leaves gradients as they are.
+    /// Clip the L2 norm of each parameter tensor's gradient to this value (burn's
+    /// `GradientClippingConfig::Norm`, which clips per tensor, where PyTorch's
+    /// `clip_grad_norm_` clips the norm of all gradients together); 0 leaves gradients as
+    /// they are.
     pub grad_clip: f32,
     /// How each timestep's squared error is weighted.
     pub weighting: LossWeighting,
@@ -239,14 +241,7 @@ pub fn train<M: Denoiser>(
         .init();
     let steps_per_epoch = data.len().div_ceil(config.batch_size);
     let total_steps = steps_per_epoch * config.epochs;
-    let mut lr_scheduler = match config.lr_schedule {
-        LrSchedule::Constant => None,
-        LrSchedule::Cosine => Some(
-            CosineAnnealingLrSchedulerConfig::new(config.learning_rate, total_steps)
-                .init()
-                .map_err(|e| DdpmError::invalid("train.learning_rate", config.learning_rate, e))?,
-        ),
-    };
+    let learning_rates = learning_rates(config, total_steps)?;
     let mut ema = (config.ema_decay > 0.0).then(|| Ema::new(&model, config.ema_decay));
     let mut rng = NoiseSource::new(seed);
     let objective = config.objective();
@@ -295,11 +290,7 @@ pub fn train<M: Denoiser>(
             }
 
             // 3. one Adam step, then the moving average of the weights
-            let lr: ModuleLearningRate = match lr_scheduler.as_mut() {
-                Some(scheduler) => scheduler.step(),
-                None => config.learning_rate.into(),
-            };
-            model = optimizer.step(lr, model, grads);
+            model = optimizer.step(learning_rates[step], model, grads);
             if let Some(ema) = ema.as_mut() {
                 ema.update(&model);
             }
@@ -319,6 +310,24 @@ pub fn train<M: Denoiser>(
         None => model.valid(),
     };
     Ok(Trained { model, history })
+}
+
+/// The learning rate of each of `total_steps` optimizer steps: `learning_rate` throughout, or
+/// burn's cosine annealing from it towards 0, `lr_k = lr (1 + cos(pi k / total_steps)) / 2`
+/// for step k = 0, 1, ... (full rate first, half-way at the middle).
+pub fn learning_rates(config: &TrainConfig, total_steps: usize) -> Result<Vec<f64>> {
+    match config.lr_schedule {
+        LrSchedule::Constant => Ok(vec![config.learning_rate; total_steps]),
+        LrSchedule::Cosine => {
+            let mut scheduler =
+                CosineAnnealingLrSchedulerConfig::new(config.learning_rate, total_steps.max(1))
+                    .init()
+                    .map_err(|e| {
+                        DdpmError::invalid("train.learning_rate", config.learning_rate, e)
+                    })?;
+            Ok((0..total_steps).map(|_| scheduler.step().base()).collect())
+        }
+    }
 }
 
 /// Classifier-free guidance's label dropout: each of `labels` is replaced by the null class
@@ -487,6 +496,139 @@ fn truncate_chars(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ExperimentConfig;
+
+    /// One parameter vector, to follow an average by hand.
+    #[derive(Module, Debug)]
+    struct Weights {
+        w: Param<Tensor<1>>,
+    }
+
+    fn weights(values: &[f32], device: &Device) -> Weights {
+        Weights {
+            w: Param::from_tensor(Tensor::from_floats(values, device)),
+        }
+    }
+
+    /// Every float parameter of `model`, flattened, in visiting order.
+    fn parameters<M: Module>(model: &M) -> Vec<Vec<f32>> {
+        let mut collect = CollectParams::default();
+        model.visit(&mut collect);
+        collect
+            .tensors
+            .into_iter()
+            .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ema_equals_its_closed_form_over_a_known_sequence() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let decay = 0.9;
+        let sequence = [
+            [1.0f32, -2.0],
+            [2.0, 0.0],
+            [-3.0, 1.0],
+            [0.5, 4.0],
+            [4.0, -1.0],
+        ];
+        let mut ema = Ema::new(&weights(&sequence[0], &device), decay);
+        for w in &sequence[1..] {
+            ema.update(&weights(w, &device));
+        }
+        // ema_k = d^k w_0 + (1 - d) sum_{i=1..k} d^(k-i) w_i
+        let k = sequence.len() - 1;
+        let average = parameters(&ema.into_model());
+        for j in 0..2 {
+            let expected = decay.powi(k as i32) * f64::from(sequence[0][j])
+                + (1..=k)
+                    .map(|i| (1.0 - decay) * decay.powi((k - i) as i32) * f64::from(sequence[i][j]))
+                    .sum::<f64>();
+            let got = f64::from(average[0][j]);
+            assert!((got - expected).abs() < 1e-6, "{j}: {got} vs {expected}");
+        }
+    }
+
+    /// Adam's first update of a weight is `lr g / (|g| + eps)` (bias-corrected), so a gradient
+    /// clipped to norm c moves each tensor by at most `lr c / eps`, where unclipped gradients
+    /// move each coordinate by about lr.
+    #[test]
+    fn gradient_clipping_bounds_the_update() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let mut config = ExperimentConfig::default();
+        config.data.n_points = 64;
+        config.diffusion.timesteps = 100;
+        config.train.epochs = 1;
+        config.train.batch_size = 64;
+        config.train.ema_decay = 0.0;
+        let schedule = config.diffusion.init().unwrap();
+        let data = config.data.init(0);
+        let init = || crate::rng::seeded(&device, 0, || config.model.init(100, &device));
+        let before = parameters(&init());
+        let moved = |clip: f32| -> Vec<f64> {
+            let mut train_config = config.train.clone();
+            train_config.grad_clip = clip;
+            let model = train(
+                init(),
+                &schedule,
+                &data,
+                &train_config,
+                0,
+                &device,
+                &mut Silent,
+            )
+            .unwrap()
+            .model;
+            parameters(&model)
+                .iter()
+                .zip(&before)
+                .map(|(after, before)| {
+                    let sq: f64 = after
+                        .iter()
+                        .zip(before)
+                        .map(|(a, b)| f64::from(a - b).powi(2))
+                        .sum();
+                    sq.sqrt()
+                })
+                .collect()
+        };
+        let (lr, eps, clip) = (config.train.learning_rate, 1e-5, 1e-6);
+        let clipped = moved(clip as f32);
+        let free = moved(0.0);
+        let bound = lr * clip / eps;
+        // float32 rounding of the weights' difference adds about 1e-8 per coordinate
+        assert!(
+            clipped.iter().all(|&m| m <= bound * 1.01 + 1e-6),
+            "{clipped:?} vs {bound}"
+        );
+        let total = |v: &[f64]| v.iter().map(|m| m * m).sum::<f64>().sqrt();
+        assert!(
+            total(&free) > 50.0 * total(&clipped),
+            "{free:?} vs {clipped:?}"
+        );
+    }
+
+    #[test]
+    fn the_cosine_learning_rate_runs_from_full_to_zero_and_constant_stays() {
+        let mut config = TrainConfig {
+            learning_rate: 2e-3,
+            ..Default::default()
+        };
+        assert_eq!(learning_rates(&config, 5).unwrap(), vec![2e-3; 5]);
+        config.lr_schedule = LrSchedule::Cosine;
+        let lrs = learning_rates(&config, 100).unwrap();
+        assert_eq!(lrs.len(), 100);
+        for (k, &lr) in lrs.iter().enumerate() {
+            let expected = 2e-3 * 0.5 * (1.0 + (std::f64::consts::PI * k as f64 / 100.0).cos());
+            assert!(
+                (lr - expected).abs() < 1e-12,
+                "step {k}: {lr} vs {expected}"
+            );
+        }
+        assert_eq!(lrs[0], 2e-3);
+        assert!((lrs[50] - 1e-3).abs() < 1e-12);
+        assert!(lrs[99] < 1e-6 && lrs[99] > 0.0);
+    }
 
     #[test]
     fn label_dropout_replaces_about_p_of_the_labels_with_the_null_class() {
