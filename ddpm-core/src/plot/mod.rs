@@ -109,6 +109,19 @@ pub fn to_svg<C: Chart>(chart: &C) -> Result<String> {
     Ok(svg)
 }
 
+/// Render a chart into an RGB pixel buffer (row by row, 3 bytes per pixel, `chart.size()`):
+/// what the PNG holds, for checking a figure's content or handing it to an image library.
+pub fn to_rgb<C: Chart>(chart: &C) -> Result<Vec<u8>> {
+    ensure_font();
+    let (width, height) = chart.size();
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    draw_on(
+        chart,
+        BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area(),
+    )?;
+    Ok(rgb)
+}
+
 /// Render a chart to a PNG file, atomically (drawn beside `path`, then renamed over it).
 pub fn save_png<C: Chart>(chart: &C, path: &Path) -> Result<()> {
     ensure_font();
