@@ -1,5 +1,27 @@
 //! Proof that the DDPM learns: trained samples beat an untrained network's samples on energy
 //! distance and MMD by a wide margin, and come within a stated factor of the floor.
+//!
+//! How the bars were set: `seed_spread` (below, run by hand) trains every test's config at seeds
+//! 0-4, and also three regressions: a tenth of the training (4 epochs), no time embedding, and
+//! x_0 prediction at 4 epochs. Seed noise is large at this budget (moons with epsilon: 1.8x to
+//! 8.4x the floor; the floor itself is the noisy distance between two draws of 1000 points), so
+//! each bar sits about twice above the worst seed, and below every regression:
+//!
+//! | config (moons unless said) | ED / floor, seeds 0-4 | bar | MMD gain, seeds 0-4 | bar |
+//! |---|---|---|---|---|
+//! | epsilon | 1.8-8.4 | 15 | 24-36 | 10 |
+//! | x_0 | 5.9-28.3 | 50 | 27-50 | 10 |
+//! | v | 1.4-11.3 | 20 | 6-7 | 3.5 |
+//! | min-SNR | 2.5-13.9 | 25 | 11-13 | 5 |
+//! | learned variance | 1.8-7.6 | 15 | 21-34 | 10 |
+//! | eight Gaussians, epsilon | 0.5-7.6 | 15 | 32-46 | 10 |
+//! | regression: epsilon, no time embedding | 23.5-143 | | 2 | |
+//! | regression: epsilon, 4 epochs | 13600-79800 | | 1 | |
+//! | regression: x_0, 4 epochs | 172-910 | | 1 | |
+//! | regression: eight Gaussians, 4 epochs | 4900-72000 | | 1 | |
+//!
+//! The MMD gain (untrained MMD / trained MMD) separates learning from not learning most
+//! clearly: at least 6x for every trained config, at most 2x for every regression.
 
 use ddpm_core::prelude::*;
 
@@ -74,21 +96,30 @@ fn learn(dataset: DatasetKind, epochs: usize, edit: impl FnOnce(&mut ExperimentC
     }
 }
 
-fn check(dataset: DatasetKind, epochs: usize, max_ratio_to_floor: f64) -> Outcome {
-    check_with(dataset, epochs, max_ratio_to_floor, |_| {})
+/// What a learning test asks of its model; see the module comment for how each bar was set.
+struct Bars {
+    /// Largest allowed energy distance of the trained samples, in multiples of the floor.
+    max_ratio_to_floor: f64,
+    /// Smallest allowed MMD of the untrained baseline, in multiples of the trained model's.
+    min_mmd_gain: f64,
+}
+
+fn check(dataset: DatasetKind, epochs: usize, bars: Bars) -> Outcome {
+    check_with(dataset, epochs, bars, |_| {})
 }
 
 fn check_with(
     dataset: DatasetKind,
     epochs: usize,
-    max_ratio_to_floor: f64,
+    bars: Bars,
     edit: impl FnOnce(&mut ExperimentConfig),
 ) -> Outcome {
     let o = learn(dataset, epochs, edit);
     let (t, u) = (o.trained.energy_distance, o.untrained.energy_distance);
+    let mmd_gain = o.untrained.mmd_rbf.value / o.trained.mmd_rbf.value;
     eprintln!(
         "{dataset}: energy distance trained {:.5} untrained {:.5} floor {:.5} ({:.1}x floor, {:.0}x better); \
-         mmd trained {:.6} untrained {:.6} floor {:.6}",
+         mmd trained {:.6} untrained {:.6} floor {:.6} ({mmd_gain:.1}x better)",
         t.value,
         u.value,
         t.floor,
@@ -105,74 +136,134 @@ fn check_with(
         u.value
     );
     assert!(
-        o.untrained.mmd_rbf.value > 5.0 * o.trained.mmd_rbf.value,
-        "{dataset}: trained MMD {} is not 5x below untrained {}",
+        mmd_gain > bars.min_mmd_gain,
+        "{dataset}: trained MMD {} is not {}x below untrained {}",
         o.trained.mmd_rbf.value,
+        bars.min_mmd_gain,
         o.untrained.mmd_rbf.value
     );
     assert!(
-        t.ratio_to_floor() < max_ratio_to_floor,
-        "{dataset}: trained ED is {:.1}x its floor, allowed {max_ratio_to_floor}x",
-        t.ratio_to_floor()
+        t.ratio_to_floor() < bars.max_ratio_to_floor,
+        "{dataset}: trained ED is {:.1}x its floor, allowed {}x",
+        t.ratio_to_floor(),
+        bars.max_ratio_to_floor
     );
     o
 }
 
 #[test]
 fn trained_moons_beat_untrained_by_5x_and_approach_the_floor() {
-    check(DatasetKind::Moons, 40, 4.0);
+    check(
+        DatasetKind::Moons,
+        40,
+        Bars {
+            max_ratio_to_floor: 15.0,
+            min_mmd_gain: 10.0,
+        },
+    );
 }
 
-/// x_0 prediction is the weakest target on this budget (measured 8x floor where epsilon and v
-/// reach 1.3x): near t = 0 the network itself must reproduce x_t to within the noise, while an
-/// epsilon or v model gets x_t for free from the conversion and predicts a small correction.
+/// x_0 prediction is the weakest target on this budget (5.9x-28x the floor over seeds 0-4,
+/// where epsilon reaches 1.8x-8.4x): near t = 0 the network itself must reproduce x_t to
+/// within the noise, while an epsilon or v model gets x_t for free from the conversion and
+/// predicts a small correction.
 #[test]
 fn an_x0_predicting_model_learns_moons() {
-    check_with(DatasetKind::Moons, 40, 12.0, |c| {
+    let bars = Bars {
+        max_ratio_to_floor: 50.0,
+        min_mmd_gain: 10.0,
+    };
+    check_with(DatasetKind::Moons, 40, bars, |c| {
         c.model.prediction = Prediction::X0
     });
 }
 
+/// A v model's untrained baseline is milder (its zero-ish output is a sensible v), so the MMD
+/// gain is smaller: 6-7x over seeds 0-4, against 1-2x for models that did not learn.
 #[test]
 fn a_v_predicting_model_learns_moons() {
-    check_with(DatasetKind::Moons, 40, 4.0, |c| {
+    let bars = Bars {
+        max_ratio_to_floor: 20.0,
+        min_mmd_gain: 3.5,
+    };
+    check_with(DatasetKind::Moons, 40, bars, |c| {
         c.model.prediction = Prediction::V
     });
 }
 
+/// Whether the weighting is applied at all is checked exactly on a fixed batch (the loss
+/// module's `min_snr_weighting_changes_the_loss_exactly_as_the_formula_says`): on this budget
+/// its samples are within seed noise of plain epsilon's, so this test only shows it learns.
 #[test]
 fn min_snr_weighting_learns_moons() {
-    check_with(DatasetKind::Moons, 40, 4.0, |c| {
+    let bars = Bars {
+        max_ratio_to_floor: 25.0,
+        min_mmd_gain: 5.0,
+    };
+    check_with(DatasetKind::Moons, 40, bars, |c| {
         c.train.weighting = LossWeighting::MinSnr
     });
 }
 
+/// The NLL bound, bits/dim, of `model` on 500 held-out points: with its own learned variance
+/// (`None`) or a fixed one.
+fn bound(o: &Outcome, model: &MlpDenoiser, variance: Option<PosteriorVariance>) -> f64 {
+    let device = Backend::default_cpu().device().unwrap();
+    nll_bound(
+        model,
+        &o.schedule,
+        &o.reference.points[..500],
+        variance,
+        0,
+        &device,
+    )
+    .unwrap()
+    .bits_per_dim
+}
+
+/// A learned variance must do what it is for: the trained model's bound with its own variance
+/// beats the same model's bound with either fixed variance, and the untrained model's.
+///
+/// Measured over seeds 0-4 (`seed_spread`): learned 1.09-1.19 bits/dim, beta-tilde 2.18-2.33,
+/// beta 1.19-1.28, so the learned variance beats the better fixed one (beta) by 0.088-0.097.
+/// The bar, 0.04, is under half the smallest margin and about twelve times the margins' spread;
+/// a variance that stayed at a fixed choice scores a margin of 0 or less.
 #[test]
 fn a_learned_variance_learns_moons_and_tightens_the_likelihood_bound() {
-    let o = check_with(DatasetKind::Moons, 40, 4.0, |c| {
+    let bars = Bars {
+        max_ratio_to_floor: 15.0,
+        min_mmd_gain: 10.0,
+    };
+    let o = check_with(DatasetKind::Moons, 40, bars, |c| {
         c.model.variance = ModelVariance::LearnedRange
     });
-    let device = Backend::default_cpu().device().unwrap();
-    let points = &o.reference.points[..500];
-    // Each model's own learned variance (None): the untrained one's is its initial guess.
-    let bound =
-        |model: &MlpDenoiser| nll_bound(model, &o.schedule, points, None, 0, &device).unwrap();
-    let (trained, untrained) = (bound(&o.model), bound(&o.untrained_model));
+    let learned = bound(&o, &o.model, None);
+    let small = bound(&o, &o.model, Some(PosteriorVariance::FixedSmall));
+    let large = bound(&o, &o.model, Some(PosteriorVariance::FixedLarge));
+    let untrained = bound(&o, &o.untrained_model, None);
     eprintln!(
-        "NLL bound: trained {:.3} bits/dim (decoder {:.3}), untrained {:.3}",
-        trained.bits_per_dim, trained.decoder, untrained.bits_per_dim
+        "NLL bound, bits/dim: learned {learned:.3}, beta-tilde {small:.3}, beta {large:.3}; untrained {untrained:.3}"
     );
     assert!(
-        trained.bits_per_dim < untrained.bits_per_dim - 1.0,
-        "trained {} vs untrained {} bits/dim",
-        trained.bits_per_dim,
-        untrained.bits_per_dim
+        learned < small.min(large) - 0.04,
+        "learned {learned} vs beta-tilde {small}, beta {large}"
+    );
+    assert!(
+        learned < untrained - 1.0,
+        "trained {learned} vs untrained {untrained} bits/dim"
     );
 }
 
 #[test]
 fn trained_eight_gaussians_beat_untrained_by_5x_and_approach_the_floor() {
-    check(DatasetKind::EightGaussians, 40, 4.0);
+    check(
+        DatasetKind::EightGaussians,
+        40,
+        Bars {
+            max_ratio_to_floor: 15.0,
+            min_mmd_gain: 10.0,
+        },
+    );
 }
 
 /// Conditional generation learns its classes: samples asked for each of the eight Gaussians
@@ -208,5 +299,70 @@ fn conditional_samples_land_in_the_class_asked_for() {
     for class in &classes.trained.per_class {
         assert_eq!(class.samples, 100);
         assert!(class.accuracy > 0.5, "{class:?}");
+    }
+}
+
+/// The learning tests' figures over seeds 0-4, to place their bounds where seed noise does not
+/// reach and a real regression does. Slow (about 30 trainings): run it by hand,
+/// `cargo test --release --test learning seed_spread -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn seed_spread() {
+    type Edit = fn(&mut ExperimentConfig);
+    let cases: [(&str, DatasetKind, Edit); 10] = [
+        ("moons eps", DatasetKind::Moons, |_| {}),
+        ("moons x0", DatasetKind::Moons, |c| {
+            c.model.prediction = Prediction::X0
+        }),
+        ("moons v", DatasetKind::Moons, |c| {
+            c.model.prediction = Prediction::V
+        }),
+        ("moons min-snr", DatasetKind::Moons, |c| {
+            c.train.weighting = LossWeighting::MinSnr
+        }),
+        ("moons learned variance", DatasetKind::Moons, |c| {
+            c.model.variance = ModelVariance::LearnedRange
+        }),
+        ("eight gaussians eps", DatasetKind::EightGaussians, |_| {}),
+        // Regressions the bars must catch: a tenth of the training, and no time input.
+        ("moons eps, 4 epochs", DatasetKind::Moons, |c| {
+            c.train.epochs = 4
+        }),
+        ("moons eps, no time embedding", DatasetKind::Moons, |c| {
+            c.model.time_embedding = TimeEmbeddingKind::None
+        }),
+        ("moons x0, 4 epochs", DatasetKind::Moons, |c| {
+            c.model.prediction = Prediction::X0;
+            c.train.epochs = 4
+        }),
+        (
+            "eight gaussians eps, 4 epochs",
+            DatasetKind::EightGaussians,
+            |c| c.train.epochs = 4,
+        ),
+    ];
+    for (name, dataset, edit) in cases {
+        for seed in 0..5 {
+            let o = learn(dataset, 40, |c| {
+                c.seed = seed;
+                edit(c)
+            });
+            let (t, u) = (o.trained.energy_distance, o.untrained.energy_distance);
+            let mut line = format!(
+                "{name} seed {seed}: ED {:.1}x floor, untrained/trained ED {:.0}, MMD {:.0}",
+                t.ratio_to_floor(),
+                u.value / t.value,
+                o.untrained.mmd_rbf.value / o.trained.mmd_rbf.value,
+            );
+            if o.model.learns_variance() {
+                line += &format!(
+                    "; bound learned {:.3}, beta-tilde {:.3}, beta {:.3}",
+                    bound(&o, &o.model, None),
+                    bound(&o, &o.model, Some(PosteriorVariance::FixedSmall)),
+                    bound(&o, &o.model, Some(PosteriorVariance::FixedLarge)),
+                );
+            }
+            println!("{line}");
+        }
     }
 }
