@@ -361,24 +361,6 @@ mod tests {
     }
 
     #[test]
-    fn posterior_of_true_x0_is_the_eq_7_combination() {
-        let device = device();
-        let schedule = ScheduleConfig::default().init().unwrap();
-        let x0 = Tensor::<2>::from_floats([[1.0f32, -1.0]], &device);
-        let xt = Tensor::<2>::from_floats([[0.5f32, 0.25]], &device);
-        let t = 300;
-        let post = q_posterior(&schedule, x0, xt, t);
-        let mean: Vec<f32> = post.mean.into_data().try_to_vec::<f32>().unwrap();
-        let (c1, c2) = (
-            schedule.posterior_mean_coef1[t],
-            schedule.posterior_mean_coef2[t],
-        );
-        assert!((mean[0] as f64 - (c1 * 1.0 + c2 * 0.5)).abs() < 1e-6);
-        assert!((mean[1] as f64 - (-c1 + c2 * 0.25)).abs() < 1e-6);
-        assert_eq!(post.variance, schedule.posterior_variance[t]);
-    }
-
-    #[test]
     fn every_prediction_target_converts_back_to_x0_and_the_noise() {
         let device = device();
         let schedule = ScheduleConfig::default().init().unwrap();
@@ -401,12 +383,8 @@ mod tests {
                 );
             }
         }
-        // v by its definition: sqrt(ab) eps - sqrt(1 - ab) x_0.
-        let t = 500;
-        let v = Prediction::V.target(&schedule, x0.clone(), noise.clone(), &[t]);
-        let expected = noise.mul_scalar(schedule.sqrt_alpha_bar[t])
-            - x0.mul_scalar(schedule.sqrt_one_minus_alpha_bar[t]);
-        assert!(max_err(v, expected) < 1e-6);
+        // The values of the v target and of the posterior mean against diffusers' are in
+        // tests/reference.rs.
     }
 
     #[test]
