@@ -79,7 +79,8 @@ impl GaussianDenoiser {
                 let x0_variance = self.std * self.std * (1.0 - ab) / v;
                 let c1 = schedule.posterior_mean_coef1[t];
                 let variance = schedule.posterior_variance[t] + c1 * c1 * x0_variance;
-                // log sigma^2 = frac log beta + (1 - frac) log beta-tilde, v = 2 frac - 1
+                // log sigma^2 = frac log beta + (1 - frac) log beta-tilde; the network's value
+                // is 2 frac - 1
                 let (low, high) = (
                     schedule.posterior_log_variance_clipped[t],
                     schedule.log_betas[t],
@@ -110,8 +111,8 @@ impl GaussianDenoiser {
         t: &[usize],
         class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
-        let [a, sqrt_ab, v] = self.columns(t, &x_t.device());
         let device = x_t.device();
+        let [a, sqrt_ab, v] = self.columns(t, &device);
         let [n, _] = x_t.dims();
         let k = self.means.len();
         let flat: Vec<f32> = self.means.iter().flatten().copied().collect();
