@@ -2,32 +2,42 @@
 //! distance and MMD by a wide margin, and come within a stated factor of the floor.
 //!
 //! How the bars were set: `seed_spread` (below, run by hand) trains every test's config at seeds
-//! 0-4, and also three regressions: a tenth of the training (4 epochs), no time embedding, and
-//! x_0 prediction at 4 epochs. Seed noise is large at this budget (moons with epsilon: 1.8x to
-//! 8.4x the floor; the floor itself is the noisy distance between two draws of 1000 points), so
-//! each bar sits about twice above the worst seed, and below every regression:
+//! 0-4, and three regressions: a tenth of the training (4 epochs), no time embedding, and x_0
+//! prediction at 4 epochs. Each run is also compared with a Gaussian blob that has the data's
+//! mean and covariance ([`moment_matched_blob`]): what a model that learned two moments and no
+//! structure would draw.
 //!
-//! | config (moons unless said) | ED / floor, seeds 0-4 | bar | MMD gain, seeds 0-4 | bar |
-//! |---|---|---|---|---|
-//! | epsilon | 1.8-8.4 | 15 | 24-36 | 10 |
-//! | x_0 | 5.9-28.3 | 50 | 27-50 | 10 |
-//! | v | 1.4-11.3 | 20 | 6-7 | 3.5 |
-//! | min-SNR | 2.5-13.9 | 25 | 11-13 | 5 |
-//! | learned variance | 1.8-7.6 | 15 | 21-34 | 10 |
-//! | eight Gaussians, epsilon | 0.5-7.6 | 15 | 32-46 | 10 |
-//! | regression: epsilon, no time embedding | 23.5-143 | | 2 | |
-//! | regression: epsilon, 4 epochs | 13600-79800 | | 1 | |
-//! | regression: x_0, 4 epochs | 172-910 | | 1 | |
-//! | regression: eight Gaussians, 4 epochs | 4900-72000 | | 1 | |
+//! Seed noise is large at this budget, and energy distance against its floor is the noisiest
+//! figure (moons with epsilon: 1.8x to 8.4x the floor, while the blob scores 4.8x to 14x: energy
+//! distance at 1000 points cannot tell them apart). The bars that separate learning from not
+//! learning are the MMD ones, above all the blob's MMD over the trained model's:
 //!
-//! The MMD gain (untrained MMD / trained MMD) separates learning from not learning most
-//! clearly: at least 6x for every trained config, at most 2x for every regression.
+//! | config (moons unless said) | ED / floor (bar) | untrained / trained MMD (bar) | blob / trained MMD (bar) |
+//! |---|---|---|---|
+//! | epsilon | 1.8-8.4 (15) | 24-36 (10) | 4.1-6.1 (2.5) |
+//! | x_0, 120 epochs | 2.2-14.6 (30) | 55-102 (20) | 1.45-2.33 (1.2) |
+//! | v | 1.4-11.3 (20) | 6-7 (3.5) | 3.7-4.8 (2.5) |
+//! | min-SNR | 2.5-13.9 (25) | 11-13 (5) | 2.0-2.3 (1.5) |
+//! | learned variance | 1.8-7.6 (15) | 21-34 (10) | 4.2-5.7 (2.5) |
+//! | eight Gaussians, epsilon | 0.5-7.6 (15) | 32-46 (10) | 13.7-21.4 (7) |
+//! | x_0, 40 epochs (not a test) | 5.9-28.3 | 27-50 | 0.71-1.16 |
+//! | regression: epsilon, no time embedding | 23.5-143 | 2 | 0.35-0.41 |
+//! | regression: epsilon, 4 epochs | 13600-79800 | 1 | 0.18-0.21 |
+//! | regression: x_0, 4 epochs | 172-910 | 1 | |
+//! | regression: eight Gaussians, 4 epochs | 4900-72000 | 1 | |
+//!
+//! Every bar sits below the worst of five seeds (by 1.2x to 2x) and above every regression (by
+//! 3x or more). The MMD bars are what a regression fails; the energy-distance bar only catches
+//! gross failures. x_0 prediction needs 120 epochs to beat the blob at all: at the 40 epochs the
+//! other targets use, its samples are no closer to the moons than the blob.
 
 use ddpm_core::prelude::*;
 
 struct Outcome {
     trained: QualityReport,
     untrained: QualityReport,
+    /// A Gaussian blob with the reference's mean and covariance ([`moment_matched_blob`]).
+    blob: QualityReport,
     model: MlpDenoiser,
     untrained_model: MlpDenoiser,
     schedule: NoiseSchedule,
@@ -86,9 +96,11 @@ fn learn(dataset: DatasetKind, epochs: usize, edit: impl FnOnce(&mut ExperimentC
         .unwrap();
     let reference = Dataset2d::generate(dataset, n, seeds.eval);
     let floor = Dataset2d::generate(dataset, n, seeds.eval + 1);
+    let blob = moment_matched_blob(&reference.points, seeds.sample);
     Outcome {
         trained: QualityReport::compute(&good.samples, &reference.points, &floor.points).unwrap(),
         untrained: QualityReport::compute(&bad.samples, &reference.points, &floor.points).unwrap(),
+        blob: QualityReport::compute(&blob, &reference.points, &floor.points).unwrap(),
         model: trained.model,
         untrained_model: init(),
         schedule,
@@ -102,6 +114,9 @@ struct Bars {
     max_ratio_to_floor: f64,
     /// Smallest allowed MMD of the untrained baseline, in multiples of the trained model's.
     min_mmd_gain: f64,
+    /// Smallest allowed MMD of a Gaussian blob with the data's mean and covariance, in
+    /// multiples of the trained model's: the model must have learned more than two moments.
+    min_blob_gain: f64,
 }
 
 fn check(dataset: DatasetKind, epochs: usize, bars: Bars) -> Outcome {
@@ -117,9 +132,10 @@ fn check_with(
     let o = learn(dataset, epochs, edit);
     let (t, u) = (o.trained.energy_distance, o.untrained.energy_distance);
     let mmd_gain = o.untrained.mmd_rbf.value / o.trained.mmd_rbf.value;
+    let blob_gain = o.blob.mmd_rbf.value / o.trained.mmd_rbf.value;
     eprintln!(
         "{dataset}: energy distance trained {:.5} untrained {:.5} floor {:.5} ({:.1}x floor, {:.0}x better); \
-         mmd trained {:.6} untrained {:.6} floor {:.6} ({mmd_gain:.1}x better)",
+         mmd trained {:.6} untrained {:.6} floor {:.6} ({mmd_gain:.1}x better, {blob_gain:.2}x better than a blob)",
         t.value,
         u.value,
         t.floor,
@@ -143,6 +159,13 @@ fn check_with(
         o.untrained.mmd_rbf.value
     );
     assert!(
+        blob_gain > bars.min_blob_gain,
+        "{dataset}: trained MMD {} is not {}x below a moment-matched blob's {}",
+        o.trained.mmd_rbf.value,
+        bars.min_blob_gain,
+        o.blob.mmd_rbf.value
+    );
+    assert!(
         t.ratio_to_floor() < bars.max_ratio_to_floor,
         "{dataset}: trained ED is {:.1}x its floor, allowed {}x",
         t.ratio_to_floor(),
@@ -159,21 +182,23 @@ fn trained_moons_beat_untrained_by_5x_and_approach_the_floor() {
         Bars {
             max_ratio_to_floor: 15.0,
             min_mmd_gain: 10.0,
+            min_blob_gain: 2.5,
         },
     );
 }
 
-/// x_0 prediction is the weakest target on this budget (5.9x-28x the floor over seeds 0-4,
-/// where epsilon reaches 1.8x-8.4x): near t = 0 the network itself must reproduce x_t to
-/// within the noise, while an epsilon or v model gets x_t for free from the conversion and
-/// predicts a small correction.
+/// x_0 prediction is the weakest target (at 40 epochs no better than a Gaussian blob, see the
+/// table above; hence 120 here): near t = 0 the network itself must reproduce x_t to within
+/// the noise, while an epsilon or v model gets x_t for free from the conversion and predicts a
+/// small correction.
 #[test]
 fn an_x0_predicting_model_learns_moons() {
     let bars = Bars {
-        max_ratio_to_floor: 50.0,
-        min_mmd_gain: 10.0,
+        max_ratio_to_floor: 30.0,
+        min_mmd_gain: 20.0,
+        min_blob_gain: 1.2,
     };
-    check_with(DatasetKind::Moons, 40, bars, |c| {
+    check_with(DatasetKind::Moons, 120, bars, |c| {
         c.model.prediction = Prediction::X0
     });
 }
@@ -185,6 +210,7 @@ fn a_v_predicting_model_learns_moons() {
     let bars = Bars {
         max_ratio_to_floor: 20.0,
         min_mmd_gain: 3.5,
+        min_blob_gain: 2.5,
     };
     check_with(DatasetKind::Moons, 40, bars, |c| {
         c.model.prediction = Prediction::V
@@ -199,6 +225,7 @@ fn min_snr_weighting_learns_moons() {
     let bars = Bars {
         max_ratio_to_floor: 25.0,
         min_mmd_gain: 5.0,
+        min_blob_gain: 1.5,
     };
     check_with(DatasetKind::Moons, 40, bars, |c| {
         c.train.weighting = LossWeighting::MinSnr
@@ -234,6 +261,7 @@ fn a_learned_variance_learns_moons_and_tightens_the_likelihood_bound() {
     let bars = Bars {
         max_ratio_to_floor: 15.0,
         min_mmd_gain: 10.0,
+        min_blob_gain: 2.5,
     };
     let o = check_with(DatasetKind::Moons, 40, bars, |c| {
         c.model.variance = ModelVariance::LearnedRange
@@ -263,6 +291,7 @@ fn trained_eight_gaussians_beat_untrained_by_5x_and_approach_the_floor() {
         Bars {
             max_ratio_to_floor: 15.0,
             min_mmd_gain: 10.0,
+            min_blob_gain: 7.0,
         },
     );
 }
@@ -303,6 +332,37 @@ fn conditional_samples_land_in_the_class_asked_for() {
     }
 }
 
+/// Points with the mean and covariance of `points` and nothing else: N(0, I) mapped through
+/// their mean and Cholesky factor. What a model that learned only the first two moments would
+/// draw; every learning bar must fail it.
+fn moment_matched_blob(points: &[[f32; 2]], seed: u64) -> Vec<[f32; 2]> {
+    let n = points.len() as f64;
+    let mean = [0, 1].map(|k| points.iter().map(|p| f64::from(p[k])).sum::<f64>() / n);
+    let cov = |a: usize, b: usize| {
+        points
+            .iter()
+            .map(|p| (f64::from(p[a]) - mean[a]) * (f64::from(p[b]) - mean[b]))
+            .sum::<f64>()
+            / n
+    };
+    let l11 = cov(0, 0).sqrt();
+    let l21 = cov(1, 0) / l11;
+    let l22 = (cov(1, 1) - l21 * l21).sqrt();
+    let device = Backend::default_cpu().device().unwrap();
+    let z = NoiseSource::new(seed).normal([points.len(), 2], &device);
+    to_points(z)
+        .unwrap()
+        .iter()
+        .map(|z| {
+            let (z0, z1) = (f64::from(z[0]), f64::from(z[1]));
+            [
+                (mean[0] + l11 * z0) as f32,
+                (mean[1] + l21 * z0 + l22 * z1) as f32,
+            ]
+        })
+        .collect()
+}
+
 /// The learning tests' figures over seeds 0-4, to place their bounds where seed noise does not
 /// reach and a real regression does. Slow (about 30 trainings): run it by hand,
 /// `cargo test --release --test learning seed_spread -- --ignored --nocapture`.
@@ -310,10 +370,14 @@ fn conditional_samples_land_in_the_class_asked_for() {
 #[ignore]
 fn seed_spread() {
     type Edit = fn(&mut ExperimentConfig);
-    let cases: [(&str, DatasetKind, Edit); 10] = [
+    let cases: [(&str, DatasetKind, Edit); 11] = [
         ("moons eps", DatasetKind::Moons, |_| {}),
         ("moons x0", DatasetKind::Moons, |c| {
             c.model.prediction = Prediction::X0
+        }),
+        ("moons x0, 120 epochs", DatasetKind::Moons, |c| {
+            c.model.prediction = Prediction::X0;
+            c.train.epochs = 120
         }),
         ("moons v", DatasetKind::Moons, |c| {
             c.model.prediction = Prediction::V
@@ -342,7 +406,12 @@ fn seed_spread() {
             |c| c.train.epochs = 4,
         ),
     ];
+    // SEED_SPREAD_ONLY=text runs only the configs whose name contains it.
+    let only = std::env::var("SEED_SPREAD_ONLY").unwrap_or_default();
     for (name, dataset, edit) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         for seed in 0..5 {
             let o = learn(dataset, 40, |c| {
                 c.seed = seed;
@@ -350,8 +419,10 @@ fn seed_spread() {
             });
             let (t, u) = (o.trained.energy_distance, o.untrained.energy_distance);
             let mut line = format!(
-                "{name} seed {seed}: ED {:.1}x floor, untrained/trained ED {:.0}, MMD {:.0}",
+                "{name} seed {seed}: ED {:.1}x floor, MMD {:.1}x floor, blob/trained MMD {:.2}, untrained/trained ED {:.0}, MMD {:.0}",
                 t.ratio_to_floor(),
+                o.trained.mmd_rbf.ratio_to_floor(),
+                o.blob.mmd_rbf.value / o.trained.mmd_rbf.value,
                 u.value / t.value,
                 o.untrained.mmd_rbf.value / o.trained.mmd_rbf.value,
             );
