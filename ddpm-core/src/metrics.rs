@@ -398,6 +398,41 @@ mod tests {
     }
 
     #[test]
+    fn per_class_quality_compares_each_class_with_its_own_real_points() {
+        // Two classes far apart; the samples of each class are a fresh draw of that class.
+        let class = |shift: f32, seed: u64| gaussian_cloud(300, shift, seed);
+        let labels: Vec<usize> = (0..600).map(|i| i / 300).collect();
+        let real: Vec<[f32; 2]> = [class(-5.0, 1), class(5.0, 2)].concat();
+        let second: Vec<[f32; 2]> = [class(-5.0, 3), class(5.0, 4)].concat();
+        let generated: Vec<[f32; 2]> = [class(-5.0, 5), class(5.0, 6)].concat();
+        let report = ConditionalReport::compute(
+            &generated,
+            &labels,
+            1.0,
+            Labelled {
+                points: &real,
+                labels: &labels,
+            },
+            Labelled {
+                points: &second,
+                labels: &labels,
+            },
+        )
+        .unwrap();
+        assert_eq!(report.accuracy, 1.0);
+        assert_eq!(report.per_class.len(), 2);
+        for c in &report.per_class {
+            assert_eq!(c.samples, 300);
+            // Against its own class: as close as a second real draw (against the other class,
+            // 10 apart, it would be about 20).
+            assert!(
+                c.energy_distance.value < 0.1 && c.energy_distance.floor < 0.1,
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
     fn nearest_neighbour_accuracy_counts_points_in_the_wanted_class() {
         let reference = [[-1.0f32, 0.0], [-1.1, 0.1], [1.0, 0.0], [1.1, -0.1]];
         let labels = [0, 0, 1, 1];

@@ -679,9 +679,41 @@ mod tests {
     }
 
     #[test]
+    fn the_trajectory_holds_the_states_at_the_times_asked_for() {
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let schedule = ScheduleConfig {
+            timesteps: 50,
+            ..Default::default()
+        }
+        .init()
+        .unwrap();
+        let exact = crate::model::GaussianDenoiser::new([2.0, 0.0], 0.1, &schedule);
+        let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
+        let out = sampler
+            .sample(
+                &exact,
+                500,
+                &mut NoiseSource::new(4),
+                &[50, 25, 1, 0],
+                &device,
+            )
+            .unwrap();
+        let times: Vec<usize> = out.trajectory.iter().map(|f| f.t).collect();
+        assert_eq!(times, [50, 25, 1, 0]);
+        // x_T is the first noise drawn; x_0 is the samples; x_1 is already near the data.
+        let first = to_points(NoiseSource::new(4).normal([500, 2], &device)).unwrap();
+        assert_eq!(out.trajectory[0].points, first);
+        assert_eq!(out.trajectory[3].points, out.samples);
+        let mean_x = |points: &[[f32; 2]]| points.iter().map(|p| p[0]).sum::<f32>() / 500.0;
+        assert!((mean_x(&out.trajectory[2].points) - 2.0).abs() < 0.05);
+        assert!(mean_x(&out.trajectory[0].points).abs() < 0.2);
+    }
+
+    #[test]
     fn configured_samplers_record_only_times_they_visit() {
         let schedule = ScheduleConfig::default().init().unwrap();
         let ddpm = SamplingConfig::default().init(&schedule).unwrap();
+        assert!(ddpm.frame_times(1).is_empty() && ddpm.frame_times(0).is_empty());
         let frames = ddpm.frame_times(6);
         assert_eq!((frames[0], frames[frames.len() - 1]), (1000, 0));
         assert_eq!(frames.len(), 6);
