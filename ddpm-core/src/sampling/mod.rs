@@ -616,8 +616,7 @@ mod tests {
         let schedule = ScheduleConfig::default().init().unwrap();
         let small = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
         let large = DdpmSampler::new(&schedule, PosteriorVariance::FixedLarge);
-        assert_eq!(small.sigma(500), schedule.posterior_variance[500].sqrt());
-        assert_eq!(large.sigma(500), schedule.betas[500].sqrt());
+        // Their values step by step are checked against diffusers in tests/reference.rs.
         assert!(small.sigma(500) < large.sigma(500));
         assert_eq!(small.sigma(0), 0.0);
     }
