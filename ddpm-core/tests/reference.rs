@@ -97,6 +97,17 @@ fn every_schedule_matches_diffusers_at_t_1000_and_200() {
             0.0,
             "alpha-bar",
         );
+        // log SNR = ln(ab / (1 - ab)), the x axis of the schedule chart, from their alpha-bar.
+        let log_snr = s.log_snr();
+        assert_eq!(log_snr.len(), big_t, "{what}");
+        for (&t, ab) in ts.iter().zip(floats(&case["alphas_cumprod"])) {
+            let theirs = (ab / (1.0 - ab)).ln();
+            assert!(
+                (log_snr[t] - theirs).abs() < 1e-3 * (1.0 + theirs.abs()),
+                "{what} log SNR at t = {t}: ours {}, from diffusers {theirs}",
+                log_snr[t]
+            );
+        }
         // beta-tilde_0 is 0 (diffusers clamps it to 1e-20): compared from t = 1 on. diffusers
         // takes beta-tilde's beta as 1 - ab_t / ab_(t-1) in float32, which cancels near t = 0
         // to an absolute error of a few float32 ulps of 1: that is the slack, 2.4e-7.
