@@ -102,6 +102,15 @@ pub enum DdpmError {
         cause: std::io::Error,
     },
 
+    /// A dataset file that is missing, truncated or not in the format its loader reads.
+    #[error("dataset file {path}: {message}")]
+    DataFile {
+        /// The file (or the directory it was looked for in).
+        path: PathBuf,
+        /// What is wrong, and for a missing file where to get it.
+        message: String,
+    },
+
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -1,0 +1,455 @@
+//! Image datasets from their standard files: MNIST and Fashion-MNIST (IDX files, gzipped or not)
+//! and CIFAR-10 (its binary batches). None of them ships with ddpm-core: the loaders read a
+//! directory the user names, and a missing or damaged file is an error that names it (and, when
+//! missing, says where to get it), never a panic or a read past the end.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::{DdpmError, Result};
+
+/// Which half of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The training images.
+    Train,
+    /// The held-out test images.
+    Test,
+}
+
+/// Images of one size with a class label each, as stored: 8-bit pixels, channel-major
+/// (`[n, channels, height, width]`, the layout of the files and of burn's `Conv2d`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    /// Pixels, 0-255, image after image.
+    pub pixels: Vec<u8>,
+    /// One class per image.
+    pub labels: Vec<usize>,
+    /// Channels per image (1 for grey, 3 for RGB).
+    pub channels: usize,
+    /// Rows per image.
+    pub height: usize,
+    /// Columns per image.
+    pub width: usize,
+    /// Number of classes; every label is below it.
+    pub num_classes: usize,
+}
+
+impl ImageSet {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per image: channels x height x width.
+    pub fn image_size(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let size = self.image_size();
+        &self.pixels[i * size..(i + 1) * size]
+    }
+
+    /// Every pixel scaled to [-1, 1] (0 -> -1, 255 -> 1), the range DDPM works in.
+    pub fn to_unit_range(&self) -> Vec<f32> {
+        self.pixels
+            .iter()
+            .map(|&p| f32::from(p) / 127.5 - 1.0)
+            .collect()
+    }
+}
+
+fn data_error(path: &Path, message: impl Into<String>) -> DdpmError {
+    DdpmError::DataFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The whole of a file, gunzipped when it starts with the gzip magic bytes.
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| DdpmError::io(path, e))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| data_error(path, format!("not a readable gzip file: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// An IDX array of unsigned bytes (the MNIST format): its dimensions and its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxArray {
+    /// The size of each dimension, outermost first.
+    pub dims: Vec<usize>,
+    /// The values, row-major.
+    pub values: Vec<u8>,
+}
+
+/// Read an IDX file of unsigned bytes, gzipped or not: two zero bytes, the type 0x08, the number
+/// of dimensions, each dimension as a big-endian u32, then the values. The file's length must
+/// match its header exactly.
+pub fn read_idx(path: &Path) -> Result<IdxArray> {
+    let bytes = read_maybe_gz(path)?;
+    let header = |n: usize| {
+        bytes.get(..n).ok_or_else(|| {
+            data_error(
+                path,
+                format!(
+                    "truncated: {} bytes, shorter than its IDX header ({n})",
+                    bytes.len()
+                ),
+            )
+        })
+    };
+    let magic = header(4)?;
+    if magic[0] != 0 || magic[1] != 0 {
+        return Err(data_error(
+            path,
+            "not an IDX file (it must start with two zero bytes)",
+        ));
+    }
+    if magic[2] != 0x08 {
+        return Err(data_error(
+            path,
+            format!(
+                "IDX value type 0x{:02x}, expected 0x08 (unsigned bytes)",
+                magic[2]
+            ),
+        ));
+    }
+    let ndims = usize::from(magic[3]);
+    let start = 4 + 4 * ndims;
+    let dims: Vec<usize> = header(start)?[4..]
+        .chunks(4)
+        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
+        .collect();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| data_error(path, format!("IDX dimensions {dims:?} overflow")))?;
+    let found = bytes.len() - start;
+    if found != expected {
+        let what = if found < expected {
+            "truncated"
+        } else {
+            "too long"
+        };
+        return Err(data_error(
+            path,
+            format!("{what}: dimensions {dims:?} need {expected} bytes of values, found {found}"),
+        ));
+    }
+    Ok(IdxArray {
+        dims,
+        values: bytes[start..].to_vec(),
+    })
+}
+
+/// The first of `names` (each also tried with `.gz`) that exists in `dir`.
+fn find(dir: &Path, names: &[&str], dataset: &str, source: &str) -> Result<PathBuf> {
+    for name in names {
+        for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(data_error(
+        dir,
+        format!(
+            "no {} (or .gz) here; {dataset} does not ship with ddpm-core: {source}",
+            names.join(" or ")
+        ),
+    ))
+}
+
+/// MNIST or Fashion-MNIST (same format) from `dir`: `train-images-idx3-ubyte` and
+/// `train-labels-idx1-ubyte` (or `t10k-...` for the test split), gzipped or not. `dataset` and
+/// `source` name it and say where to get it, for the error when a file is missing.
+pub fn load_idx_images(dir: &Path, split: Split, dataset: &str, source: &str) -> Result<ImageSet> {
+    let prefix = match split {
+        Split::Train => "train",
+        Split::Test => "t10k",
+    };
+    let images_path = find(
+        dir,
+        &[
+            &format!("{prefix}-images-idx3-ubyte"),
+            &format!("{prefix}-images.idx3-ubyte"),
+        ],
+        dataset,
+        source,
+    )?;
+    let labels_path = find(
+        dir,
+        &[
+            &format!("{prefix}-labels-idx1-ubyte"),
+            &format!("{prefix}-labels.idx1-ubyte"),
+        ],
+        dataset,
+        source,
+    )?;
+    let images = read_idx(&images_path)?;
+    let labels = read_idx(&labels_path)?;
+    let [n, height, width] = images.dims[..] else {
+        return Err(data_error(
+            &images_path,
+            format!(
+                "images must be 3-D [n, rows, columns], found dimensions {:?}",
+                images.dims
+            ),
+        ));
+    };
+    if labels.dims != [n] {
+        return Err(data_error(
+            &labels_path,
+            format!("{:?} labels for {n} images", labels.dims),
+        ));
+    }
+    if let Some(bad) = labels.values.iter().find(|&&l| l > 9) {
+        return Err(data_error(
+            &labels_path,
+            format!("label {bad}, expected 0-9"),
+        ));
+    }
+    Ok(ImageSet {
+        pixels: images.values,
+        labels: labels.values.iter().map(|&l| usize::from(l)).collect(),
+        channels: 1,
+        height,
+        width,
+        num_classes: 10,
+    })
+}
+
+/// Where MNIST's files come from.
+pub const MNIST_SOURCE: &str = "download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, \
+    t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (from a mirror of Yann LeCun's MNIST \
+    page, e.g. the ones torchvision lists) into this directory";
+
+/// Where CIFAR-10's files come from.
+pub const CIFAR10_SOURCE: &str = "download cifar-10-binary.tar.gz from \
+    https://www.cs.toronto.edu/~kriz/cifar.html and unpack it here (data_batch_1.bin ... \
+    data_batch_5.bin, test_batch.bin)";
+
+/// MNIST from `dir` (see [`load_idx_images`]).
+pub fn load_mnist(dir: &Path, split: Split) -> Result<ImageSet> {
+    load_idx_images(dir, split, "MNIST", MNIST_SOURCE)
+}
+
+/// Bytes per CIFAR-10 record: a label, then 3 x 32 x 32 pixels (red, green, blue planes).
+const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// CIFAR-10 from `dir` (or its `cifar-10-batches-bin` subdirectory, as the archive unpacks):
+/// `data_batch_1.bin` to `data_batch_5.bin` for training, `test_batch.bin` for testing. Each
+/// record is a label byte and 3072 pixel bytes.
+pub fn load_cifar10(dir: &Path, split: Split) -> Result<ImageSet> {
+    let nested = dir.join("cifar-10-batches-bin");
+    let dir = if nested.is_dir() {
+        nested
+    } else {
+        dir.to_path_buf()
+    };
+    let names: Vec<String> = match split {
+        Split::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
+        Split::Test => vec!["test_batch.bin".to_string()],
+    };
+    let mut set = ImageSet {
+        pixels: Vec::new(),
+        labels: Vec::new(),
+        channels: 3,
+        height: 32,
+        width: 32,
+        num_classes: 10,
+    };
+    for name in &names {
+        let path = find(&dir, &[name], "CIFAR-10", CIFAR10_SOURCE)?;
+        let bytes = read_maybe_gz(&path)?;
+        if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+            return Err(data_error(
+                &path,
+                format!(
+                    "{} bytes is not a whole number of {CIFAR_RECORD}-byte records (truncated?)",
+                    bytes.len()
+                ),
+            ));
+        }
+        for record in bytes.chunks(CIFAR_RECORD) {
+            let label = record[0];
+            if label > 9 {
+                return Err(data_error(&path, format!("label {label}, expected 0-9")));
+            }
+            set.labels.push(usize::from(label));
+            set.pixels.extend_from_slice(&record[1..]);
+        }
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A fresh directory for one test's files.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ddpm-images-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn idx(dims: &[u32], values: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+        for d in dims {
+            bytes.extend_from_slice(&d.to_be_bytes());
+        }
+        bytes.extend_from_slice(values);
+        bytes
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Three 2 x 3 images with pixel values 0..18, labels 7, 0, 9.
+    fn write_mnist(dir: &Path, compress: bool) {
+        let pixels: Vec<u8> = (0..18).collect();
+        let files = [
+            ("t10k-images-idx3-ubyte", idx(&[3, 2, 3], &pixels)),
+            ("t10k-labels-idx1-ubyte", idx(&[3], &[7, 0, 9])),
+        ];
+        for (name, bytes) in files {
+            if compress {
+                std::fs::write(dir.join(format!("{name}.gz")), gzip(&bytes)).unwrap();
+            } else {
+                std::fs::write(dir.join(name), bytes).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn idx_images_load_plain_or_gzipped() {
+        for compress in [false, true] {
+            let dir = scratch(&format!("idx-{compress}"));
+            write_mnist(&dir, compress);
+            let set = load_mnist(&dir, Split::Test).unwrap();
+            assert_eq!(
+                (set.len(), set.channels, set.height, set.width),
+                (3, 1, 2, 3)
+            );
+            assert_eq!(set.labels, [7, 0, 9]);
+            assert_eq!(set.image(1), &[6, 7, 8, 9, 10, 11]);
+            let unit = set.to_unit_range();
+            assert_eq!((unit[0], *unit.last().unwrap()), (-1.0, 17.0 / 127.5 - 1.0));
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn damaged_idx_files_are_errors_that_name_the_file() {
+        let dir = scratch("idx-bad");
+        write_mnist(&dir, false);
+        let images = dir.join("t10k-images-idx3-ubyte");
+        let labels = dir.join("t10k-labels-idx1-ubyte");
+        let message = || load_mnist(&dir, Split::Test).unwrap_err().to_string();
+
+        // The missing split: says which files and where to get them.
+        let err = load_mnist(&dir, Split::Train).unwrap_err().to_string();
+        assert!(
+            err.contains("train-images-idx3-ubyte") && err.contains("download"),
+            "{err}"
+        );
+
+        let good = std::fs::read(&images).unwrap();
+        std::fs::write(&images, &good[..good.len() - 5]).unwrap();
+        let err = message();
+        assert!(
+            err.contains("t10k-images") && err.contains("truncated") && err.contains("found 13"),
+            "{err}"
+        );
+        std::fs::write(&images, &good[..6]).unwrap();
+        assert!(
+            message().contains("shorter than its IDX header"),
+            "{}",
+            message()
+        );
+        std::fs::write(&images, [&good[..], &[1, 2]].concat()).unwrap();
+        assert!(message().contains("too long"), "{}", message());
+        std::fs::write(&images, [&[1u8, 0], &good[2..]].concat()).unwrap();
+        assert!(message().contains("not an IDX file"), "{}", message());
+        std::fs::write(&images, [&good[..2], &[0x0d], &good[3..]].concat()).unwrap();
+        assert!(message().contains("0x0d"), "{}", message());
+        // A header whose dimensions overflow does not allocate them.
+        std::fs::write(&images, idx(&[u32::MAX, u32::MAX, u32::MAX], &[])).unwrap();
+        assert!(
+            message().contains("overflow") || message().contains("truncated"),
+            "{}",
+            message()
+        );
+        std::fs::write(&images, &gzip(&good)[..20]).unwrap();
+        assert!(message().contains("gzip"), "{}", message());
+        std::fs::write(&images, idx(&[18], &(0..18).collect::<Vec<u8>>())).unwrap();
+        assert!(message().contains("3-D"), "{}", message());
+
+        std::fs::write(&images, &good).unwrap();
+        std::fs::write(&labels, idx(&[2], &[1, 2])).unwrap();
+        assert!(message().contains("labels for 3 images"), "{}", message());
+        std::fs::write(&labels, idx(&[3], &[1, 2, 10])).unwrap();
+        assert!(message().contains("label 10"), "{}", message());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cifar_batches_load_and_damaged_ones_are_errors() {
+        let dir = scratch("cifar");
+        let nested = dir.join("cifar-10-batches-bin");
+        std::fs::create_dir_all(&nested).unwrap();
+        let record = |label: u8, value: u8| {
+            let mut r = vec![label];
+            r.extend(std::iter::repeat_n(value, 3072));
+            r
+        };
+        std::fs::write(
+            nested.join("test_batch.bin"),
+            [record(3, 10), record(9, 200)].concat(),
+        )
+        .unwrap();
+        let set = load_cifar10(&dir, Split::Test).unwrap();
+        assert_eq!(
+            (set.len(), set.channels, set.height, set.width),
+            (2, 3, 32, 32)
+        );
+        assert_eq!(set.labels, [3, 9]);
+        assert!(set.image(1).iter().all(|&p| p == 200));
+
+        let err = load_cifar10(&dir, Split::Train).unwrap_err().to_string();
+        assert!(
+            err.contains("data_batch_1.bin") && err.contains("cs.toronto.edu"),
+            "{err}"
+        );
+        std::fs::write(nested.join("test_batch.bin"), &record(3, 10)[..3000]).unwrap();
+        let err = load_cifar10(&dir, Split::Test).unwrap_err().to_string();
+        assert!(
+            err.contains("test_batch.bin") && err.contains("truncated"),
+            "{err}"
+        );
+        std::fs::write(nested.join("test_batch.bin"), record(11, 0)).unwrap();
+        let err = load_cifar10(&dir, Split::Test).unwrap_err().to_string();
+        assert!(err.contains("label 11"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
