@@ -297,6 +297,59 @@ pub fn load_cifar10(dir: &Path, split: Split) -> Result<ImageSet> {
     Ok(set)
 }
 
+/// The 8x8 handwritten digits shipped with ddpm-core (`data/digits.csv.gz`, UCI optdigits,
+/// CC BY 4.0; see `data/README.md`): 1797 grey images, 10 classes. Their pixels, 0-16 in the
+/// file, are scaled to 0-255 as round(255 v / 16), like every other set.
+pub fn load_digits() -> Result<ImageSet> {
+    const FILE: &[u8] = include_bytes!("../../data/digits.csv.gz");
+    let path = Path::new("ddpm-core/data/digits.csv.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| data_error(path, format!("not readable gzip text: {e}")))?;
+    let mut set = ImageSet {
+        pixels: Vec::with_capacity(1797 * 64),
+        labels: Vec::with_capacity(1797),
+        channels: 1,
+        height: 8,
+        width: 8,
+        num_classes: 10,
+    };
+    for (row, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let values: Vec<u32> = line
+            .split(',')
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.fract() == 0.0 && *x >= 0.0)
+            })
+            .map(|v| v.map(|x| x as u32))
+            .collect::<Option<_>>()
+            .ok_or_else(|| data_error(path, format!("line {}: not 65 integers", row + 1)))?;
+        match values[..] {
+            [ref pixels @ .., label] if pixels.len() == 64 && label <= 9 => {
+                if let Some(bad) = pixels.iter().find(|&&p| p > 16) {
+                    return Err(data_error(
+                        path,
+                        format!("line {}: pixel {bad} > 16", row + 1),
+                    ));
+                }
+                set.pixels
+                    .extend(pixels.iter().map(|&p| ((p * 255 + 8) / 16) as u8));
+                set.labels.push(label as usize);
+            }
+            _ => {
+                return Err(data_error(
+                    path,
+                    format!("line {}: expected 64 pixels and a label 0-9", row + 1),
+                ));
+            }
+        }
+    }
+    Ok(set)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +392,25 @@ mod tests {
                 std::fs::write(dir.join(name), bytes).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn the_shipped_digits_are_the_uci_test_set() {
+        let set = load_digits().unwrap();
+        assert_eq!(
+            (set.len(), set.channels, set.height, set.width),
+            (1797, 1, 8, 8)
+        );
+        let mut counts = [0usize; 10];
+        for &l in &set.labels {
+            counts[l] += 1;
+        }
+        // scikit-learn's load_digits: the same counts per digit.
+        assert_eq!(counts, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
+        // The first image is a 0; its first row is 0 0 5 13 9 1 0 0 in the file's 0-16 units.
+        assert_eq!(set.labels[0], 0);
+        assert_eq!(&set.image(0)[..8], &[0, 0, 80, 207, 143, 16, 0, 0]);
+        assert_eq!(set.pixels.iter().max(), Some(&255));
     }
 
     #[test]
