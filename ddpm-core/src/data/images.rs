@@ -248,6 +248,26 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<ImageSet> {
     load_idx_images(dir, split, "MNIST", MNIST_SOURCE)
 }
 
+/// Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Where Fashion-MNIST's files come from.
+pub const FASHION_MNIST_SOURCE: &str = "on Debian or Ubuntu `apt-get install dataset-fashion-mnist` \
+    installs it in /usr/share/datasets/fashion-mnist; elsewhere download the four files from \
+    https://github.com/zalandoresearch/fashion-mnist into a directory and name it (or set \
+    DDPM_FASHION_MNIST_DIR)";
+
+/// Fashion-MNIST (Xiao et al. 2017; 28x28 grey images of 10 kinds of garment, MIT licence) from
+/// `dir`, or when `None` from `$DDPM_FASHION_MNIST_DIR`, else [`FASHION_MNIST_DIR`].
+pub fn load_fashion_mnist(dir: Option<&Path>, split: Split) -> Result<ImageSet> {
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::var_os("DDPM_FASHION_MNIST_DIR")
+            .map_or_else(|| PathBuf::from(FASHION_MNIST_DIR), PathBuf::from),
+    };
+    load_idx_images(&dir, split, "Fashion-MNIST", FASHION_MNIST_SOURCE)
+}
+
 /// Bytes per CIFAR-10 record: a label, then 3 x 32 x 32 pixels (red, green, blue planes).
 const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 
