@@ -73,15 +73,20 @@ fn data_error(path: &Path, message: impl Into<String>) -> DdpmError {
     }
 }
 
+/// The bytes gzip-compressed in `bytes`, read from `path` (named in the error).
+fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| data_error(path, format!("not a readable gzip file: {e}")))?;
+    Ok(out)
+}
+
 /// The whole of a file, gunzipped when it starts with the gzip magic bytes.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DdpmError::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| data_error(path, format!("not a readable gzip file: {e}")))?;
-        Ok(out)
+        gunzip(&raw, path)
     } else {
         Ok(raw)
     }
@@ -323,10 +328,8 @@ pub fn load_cifar10(dir: &Path, split: Split) -> Result<ImageSet> {
 pub fn load_digits() -> Result<ImageSet> {
     const FILE: &[u8] = include_bytes!("../../data/digits.csv.gz");
     let path = Path::new("ddpm-core/data/digits.csv.gz");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(FILE)
-        .read_to_string(&mut text)
-        .map_err(|e| data_error(path, format!("not readable gzip text: {e}")))?;
+    let text = String::from_utf8(gunzip(FILE, path)?)
+        .map_err(|e| data_error(path, format!("not UTF-8 text: {e}")))?;
     let mut set = ImageSet {
         pixels: Vec::with_capacity(1797 * 64),
         labels: Vec::with_capacity(1797),
