@@ -38,6 +38,7 @@
 
 pub mod analysis;
 mod choice;
+pub mod classifier;
 pub mod config;
 pub mod data;
 pub mod diffusion;
@@ -170,7 +171,8 @@ pub mod prelude {
     pub use crate::rng::{NoiseSource, seeded};
     pub use crate::sampling::{
         DdimSampler, DdpmSampler, Guided, PosteriorVariance, ReverseStep, SampleOutput, Sampler,
-        SamplerKind, SamplingConfig, StepRule, TimestepSpacing, from_points, run_chain, to_points,
+        SamplerKind, SamplingConfig, StepRule, TimestepSpacing, from_points, from_rows, run_chain,
+        to_points, to_rows,
     };
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
     pub use crate::train::{

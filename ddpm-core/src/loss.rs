@@ -134,6 +134,53 @@ pub fn gaussian_nll<const D: usize>(x: Tensor<D>, mean: Tensor<D>, logvar: Tenso
         .mul_scalar(0.5)
 }
 
+/// How the bound's last step, the decoder p(x_0 | x_1), scores the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Decoder {
+    /// A Gaussian density: for continuous data (the toy points). The bound is then on a
+    /// differential entropy and can be negative.
+    Gaussian,
+    /// The Gaussian integrated over each 8-bit pixel's bin of width 2/255 in [-1, 1], the
+    /// outer bins extended to infinity (Ho et al. 2020, eq. 13): a probability, so the bound
+    /// is on the discrete data's NLL, in the unit image papers report.
+    Discretized8Bit,
+}
+
+/// -log of the Gaussian N(mean, exp(logvar)) integrated over the 8-bit bin of each `x` in
+/// [-1, 1] (Ho et al. eq. 13; improved-diffusion's `discretized_gaussian_log_likelihood`, with
+/// the exact normal CDF), per element, in nats.
+pub fn discretized_gaussian_nll<const D: usize>(
+    x: Tensor<D>,
+    mean: Tensor<D>,
+    logvar: Tensor<D>,
+) -> Tensor<D> {
+    let half_bin = 1.0 / 255.0;
+    // Phi(z) = (1 + erf(z / sqrt 2)) / 2, at the standardised bin edges
+    let inv_std = logvar
+        .mul_scalar(-0.5)
+        .exp()
+        .mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
+    let centred = x.clone() - mean;
+    let cdf = |edge: Tensor<D>| {
+        (edge * inv_std.clone())
+            .erf()
+            .add_scalar(1.0)
+            .mul_scalar(0.5)
+    };
+    let cdf_plus = cdf(centred.clone().add_scalar(half_bin));
+    let cdf_min = cdf(centred.sub_scalar(half_bin));
+    let tiny = 1e-12;
+    let log_below = cdf_plus.clone().clamp_min(tiny).log(); // lowest bin: (-inf, -1 + 1/255]
+    let log_above = cdf_min.clone().neg().add_scalar(1.0).clamp_min(tiny).log(); // highest
+    let log_inside = (cdf_plus - cdf_min).clamp_min(tiny).log();
+    let lowest = x.clone().lower_elem(-0.999);
+    let highest = x.greater_elem(0.999);
+    log_inside
+        .mask_where(lowest, log_below)
+        .mask_where(highest, log_above)
+        .neg()
+}
+
 /// The bound's term at each sample's timestep, in bits per dimension (`[batch]`):
 /// KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) for t > 0 and the decoder's
 /// -log p(x_0 | x_1) at t = 0. The model's reverse step is the posterior mean of its `x0_pred`
@@ -149,6 +196,19 @@ pub fn vlb_terms(
     x0_pred: Tensor<2>,
     log_var: Tensor<2>,
 ) -> Tensor<1> {
+    vlb_terms_with(schedule, x0, x_t, t, x0_pred, log_var, Decoder::Gaussian)
+}
+
+/// [`vlb_terms`] with the given decoder at t = 0.
+pub fn vlb_terms_with(
+    schedule: &NoiseSchedule,
+    x0: Tensor<2>,
+    x_t: Tensor<2>,
+    t: &[usize],
+    x0_pred: Tensor<2>,
+    log_var: Tensor<2>,
+    decoder: Decoder,
+) -> Tensor<1> {
     let device = x0.device();
     let [batch, dims] = x0.dims();
     let true_mean = q_posterior_mean(schedule, x0.clone(), x_t.clone(), t);
@@ -162,7 +222,10 @@ pub fn vlb_terms(
         model_mean.clone(),
         log_var.clone(),
     ));
-    let decoder = per_dim(gaussian_nll(x0, model_mean, log_var));
+    let decoder = per_dim(match decoder {
+        Decoder::Gaussian => gaussian_nll(x0, model_mean, log_var),
+        Decoder::Discretized8Bit => discretized_gaussian_nll(x0, model_mean, log_var),
+    });
     // Select, not blend: 0 * inf in the unused term would be NaN.
     let at_zero: Vec<f64> = t.iter().map(|&i| f64::from(u8::from(i == 0))).collect();
     let at_zero = per_sample::<2>(&at_zero, &device)
@@ -319,6 +382,30 @@ pub fn nll_bound<M: Denoise + ?Sized>(
     seed: u64,
     device: &Device,
 ) -> Result<NllBound> {
+    if points.is_empty() {
+        return Err(DdpmError::InvalidInput {
+            field: "points",
+            message: "need at least one point".into(),
+        });
+    }
+    let x0 = from_points(points, device);
+    nll_bound_of(model, schedule, x0, Decoder::Gaussian, variance, seed)
+}
+
+/// [`nll_bound`] for examples of any size (`x0`: `[n, data_size]`, e.g. images in [-1, 1]
+/// flattened), with the given decoder: [`Decoder::Discretized8Bit`] for 8-bit images gives
+/// the papers' bits/dim. Every timestep's pass covers all of `x0` at once: split a large set
+/// into batches and average.
+pub fn nll_bound_of<M: Denoise + ?Sized>(
+    model: &M,
+    schedule: &NoiseSchedule,
+    x0: Tensor<2>,
+    decoder: Decoder,
+    variance: Option<PosteriorVariance>,
+    seed: u64,
+) -> Result<NllBound> {
+    let device = x0.device();
+    let device = &device;
     if variance.is_none() && !model.learns_variance() {
         return Err(DdpmError::InvalidInput {
             field: "variance",
@@ -327,18 +414,20 @@ pub fn nll_bound<M: Denoise + ?Sized>(
                 .into(),
         });
     }
-    if points.is_empty() {
+    let [n, width] = x0.dims();
+    if n == 0 || width != model.data_size() {
         return Err(DdpmError::InvalidInput {
-            field: "points",
-            message: "need at least one point".into(),
+            field: "x0",
+            message: format!(
+                "need at least one example of the model's {} values; got {n} of {width}",
+                model.data_size()
+            ),
         });
     }
-    let n = points.len();
-    let x0 = from_points(points, device);
     let mut rng = NoiseSource::new(seed);
     let mut per_step = Vec::with_capacity(schedule.timesteps());
     for t in 0..schedule.timesteps() {
-        let x_t = q_sample(schedule, x0.clone(), &[t], rng.normal([n, 2], device));
+        let x_t = q_sample(schedule, x0.clone(), &[t], rng.normal([n, width], device));
         let out = model.denoise_at(x_t.clone(), t, None);
         let (x0_pred, _) = out
             .target
@@ -348,7 +437,7 @@ pub fn nll_bound<M: Denoise + ?Sized>(
             (None, Some(v)) => learned_log_variance(schedule, v, &[t]),
             (None, None) => unreachable!("checked above: None needs a learned variance"),
         };
-        let term = vlb_terms(schedule, x0.clone(), x_t, &[t], x0_pred, log_var);
+        let term = vlb_terms_with(schedule, x0.clone(), x_t, &[t], x0_pred, log_var, decoder);
         per_step.push(mean_of(term, "the bound's term", t)?);
     }
     // L_T: q(x_T | x_0) = N(sqrt(ab_T) x_0, (1 - ab_T) I) against N(0, I).
@@ -590,6 +679,30 @@ mod tests {
         let vlb = scalar(terms.vlb.expect("a learned variance has a bound term"));
         assert!(vlb.is_finite() && vlb > 0.0, "{vlb}");
         assert!((total - (mse + 0.001 * 1000.0 * vlb)).abs() < 1e-4 * total.abs().max(1.0));
+    }
+
+    #[test]
+    fn discretized_decoder_is_a_distribution_over_the_256_pixel_values() {
+        // The bins tile the line (the outer ones reach to infinity), so the probabilities of
+        // all 256 values sum to 1 for any mean and variance; a narrow Gaussian at a bin's
+        // centre puts almost all its mass in that bin.
+        let device = device();
+        let values: Vec<f32> = (0..256).map(|p| p as f32 / 127.5 - 1.0).collect();
+        for (mean, std) in [(0.0f32, 0.1f32), (0.9, 0.5), (-1.3, 0.05), (0.3, 3.0)] {
+            let x = Tensor::<1>::from_floats(values.as_slice(), &device);
+            let mean = x.zeros_like().add_scalar(mean);
+            let logvar = x.zeros_like().add_scalar(2.0 * std.ln());
+            let nll: Vec<f32> = discretized_gaussian_nll(x, mean, logvar)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let total: f64 = nll.iter().map(|&v| (-f64::from(v)).exp()).sum();
+            assert!((total - 1.0).abs() < 2e-3, "mass {total} for std {std}");
+        }
+        let x = Tensor::<1>::from_floats([128.0f32 / 127.5 - 1.0], &device);
+        let sharp =
+            discretized_gaussian_nll(x.clone(), x.clone(), x.zeros_like().add_scalar(-20.0));
+        assert!(scalar(sharp) < 1e-4);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use ddpm_core::experiment::{ExperimentName, run_experiment};
+use ddpm_core::pipeline::images::{ImageDataset, ImageExperimentConfig, run_images_and_save};
 use ddpm_core::pipeline::{PipelineRun, run_and_save, sample_and_save};
 use ddpm_core::prelude::*;
 use ddpm_core::progress::ConsoleProgress;
@@ -43,9 +44,15 @@ struct Knobs {
     /// Master seed of every random draw [seed].
     #[arg(long, global = true, help_heading = "Knobs")]
     seed: Option<u64>,
-    /// Training distribution [data.dataset].
+    /// Training data: a 2-D distribution [data.dataset] (moons, circles, spirals, swiss_roll,
+    /// eight_gaussians, checkerboard) or an image dataset, trained with a class-conditional
+    /// U-Net (digits, fashion_mnist, mnist, cifar10).
     #[arg(long, global = true, help_heading = "Knobs")]
-    dataset: Option<DatasetKind>,
+    dataset: Option<DatasetArg>,
+    /// Directory of an image dataset's files (MNIST, CIFAR-10; Fashion-MNIST if not in
+    /// /usr/share/datasets/fashion-mnist) [data.data_dir].
+    #[arg(long, value_name = "DIR", global = true, help_heading = "Knobs")]
+    data_dir: Option<PathBuf>,
     /// Number of training points [data.n_points].
     #[arg(long, value_name = "N", global = true, help_heading = "Knobs")]
     n_points: Option<usize>,
@@ -138,16 +145,105 @@ struct Knobs {
     class: Option<usize>,
 }
 
+/// `--dataset`: a 2-D distribution or an image dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DatasetArg {
+    Points(DatasetKind),
+    Images(ImageDataset),
+}
+
+impl std::str::FromStr for DatasetArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        s.parse::<DatasetKind>()
+            .map(DatasetArg::Points)
+            .or_else(|_| s.parse::<ImageDataset>().map(DatasetArg::Images))
+            .map_err(|_| {
+                let names = |all: Vec<&str>| all.join(", ");
+                format!(
+                    "unknown dataset `{s}`; 2-D: {}; images: {}",
+                    names(DatasetKind::ALL.iter().map(|k| k.name()).collect()),
+                    names(ImageDataset::ALL.iter().map(|k| k.name()).collect())
+                )
+            })
+    }
+}
+
+fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+    if let Some(v) = flag {
+        *field = v.clone();
+    }
+}
+
 impl Knobs {
-    /// Write every given flag into `config`.
-    fn apply(&self, config: &mut ExperimentConfig) -> Result<()> {
-        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
-            if let Some(v) = flag {
-                *field = v.clone();
-            }
+    /// The image dataset named by `--dataset`, if it names one.
+    fn image_dataset(&self) -> Option<ImageDataset> {
+        match self.dataset {
+            Some(DatasetArg::Images(kind)) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Write the flags that apply to images into `config`; a flag of the 2-D MLP is an error.
+    fn apply_images(&self, config: &mut ImageExperimentConfig) -> Result<()> {
+        let points_only = [
+            ("--n-points", self.n_points.is_some()),
+            ("--hidden-size", self.hidden_size.is_some()),
+            ("--depth", self.depth.is_some()),
+            ("--activation", self.activation.is_some()),
+            ("--time-embedding", self.time_embedding.is_some()),
+            ("--class", self.class.is_some()),
+        ];
+        if let Some((flag, _)) = points_only.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} applies to the 2-D MLP; the image U-Net is configured by model.channels \
+                 and the other fields of its config"
+            );
         }
         set(&mut config.seed, &self.seed);
-        set(&mut config.data.dataset, &self.dataset);
+        if self.data_dir.is_some() {
+            config.data.data_dir = self.data_dir.clone();
+        }
+        set(&mut config.diffusion.timesteps, &self.timesteps);
+        set(&mut config.diffusion.schedule, &self.schedule);
+        set(&mut config.diffusion.beta_start, &self.beta_start);
+        set(&mut config.diffusion.beta_end, &self.beta_end);
+        set(&mut config.model.prediction, &self.prediction);
+        set(&mut config.model.variance, &self.model_variance);
+        set(&mut config.train.epochs, &self.epochs);
+        set(&mut config.train.batch_size, &self.batch_size);
+        set(&mut config.train.learning_rate, &self.learning_rate);
+        set(&mut config.train.ema_decay, &self.ema_decay);
+        set(&mut config.train.label_dropout, &self.label_dropout);
+        set(&mut config.sampling.n_samples, &self.samples);
+        set(&mut config.sampling.variance, &self.variance);
+        set(&mut config.sampling.guidance_scale, &self.guidance);
+        if let Some(steps) = self.ddim {
+            config.sampling.method = SamplerKind::Ddim;
+            config.sampling.steps = steps;
+        }
+        set(&mut config.sampling.eta, &self.eta);
+        config.validate()?;
+        Ok(())
+    }
+
+    /// Write every given flag into `config`.
+    fn apply(&self, config: &mut ExperimentConfig) -> Result<()> {
+        set(&mut config.seed, &self.seed);
+        match self.dataset {
+            Some(DatasetArg::Points(kind)) => config.data.dataset = kind,
+            Some(DatasetArg::Images(kind)) => bail!(
+                "--dataset {kind} is an image dataset: the image pipeline is the main command \
+                 (`ddpm --dataset {kind}`), not `experiment` or `sample`"
+            ),
+            None => {}
+        }
+        if self.data_dir.is_some() {
+            bail!(
+                "--data-dir applies to image datasets (--dataset digits, fashion_mnist, mnist, cifar10)"
+            );
+        }
         set(&mut config.data.n_points, &self.n_points);
         set(&mut config.diffusion.timesteps, &self.timesteps);
         set(&mut config.diffusion.schedule, &self.schedule);
@@ -281,8 +377,63 @@ fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
     Ok(())
 }
 
+/// `ddpm --dataset digits` (or another image dataset): the image pipeline.
+fn image_pipeline(args: &Args, dataset: ImageDataset) -> Result<()> {
+    if args.config.is_some() {
+        bail!("--config holds a 2-D experiment; image runs take their settings from the flags");
+    }
+    let mut config = ImageExperimentConfig::for_dataset(dataset);
+    args.knobs.apply_images(&mut config)?;
+    let device = args.backend.device()?;
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());
+    eprintln!(
+        "ddpm: {} with a U-Net {:?} ({}), T = {} ({}), {} epochs, backend {}",
+        dataset,
+        config.model.channels,
+        if config.model.num_classes > 0 {
+            "class-conditional"
+        } else {
+            "unconditional"
+        },
+        config.diffusion.timesteps,
+        config.diffusion.schedule,
+        config.train.epochs,
+        args.backend
+    );
+    let run = run_images_and_save(
+        &config,
+        &device,
+        args.backend.name(),
+        &out_dir,
+        args.observer().as_mut(),
+    )
+    .with_context(|| unchanged(&out_dir))?;
+    let r = &run.report;
+    eprintln!(
+        "trained on {} images in {:.1} s ({:.1} s per epoch); sampled {} images in {:.1} s ({})",
+        r.train_images,
+        r.train_seconds,
+        r.seconds_per_epoch,
+        run.output.samples.len(),
+        r.sample_seconds,
+        r.sampler
+    );
+    eprintln!("{}", run.quality_table());
+    if let Some(nll) = &r.nll {
+        eprintln!(
+            "NLL bound on {} held-out images: {:.3} bits/dim (discretised decoder)",
+            r.nll_images, nll.bits_per_dim
+        );
+    }
+    eprintln!("wrote figures and results to {}", out_dir.display());
+    Ok(())
+}
+
 /// `ddpm`: the tutorial pipeline.
 fn pipeline(args: &Args) -> Result<()> {
+    if let Some(dataset) = args.knobs.image_dataset() {
+        return image_pipeline(args, dataset);
+    }
     let config = args.resolve(ExperimentConfig::default())?;
     let device = args.backend.device()?;
     let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());

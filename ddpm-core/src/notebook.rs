@@ -95,6 +95,25 @@ impl Gif {
     }
 }
 
+/// A PNG image, shown inline as `image/png` (image grids, whose pixels SVG would not keep
+/// sharp).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Png(pub Vec<u8>);
+
+impl Png {
+    /// Called by evcxr when a cell ends with a `Png`.
+    pub fn evcxr_display(&self) {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.0);
+        let summary = format!("PNG image, {} bytes", self.0.len());
+        emit(&[("image/png", &encoded), ("text/plain", &summary)]);
+    }
+
+    /// The encoded PNG.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A small table of results, shown as HTML in a notebook and as aligned text elsewhere
 /// (`Display`).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -65,7 +65,9 @@ impl NoiseSource {
 /// do with burn's global generator (burn draws lazily, from one generator per backend).
 ///
 /// The distributions are burn's defaults: a `Linear` layer's weight and bias are uniform in
-/// `±1 / sqrt(fan_in)` (Kaiming uniform with gain 1/sqrt(3)), an `Embedding` table is N(0, 1).
+/// `±1 / sqrt(fan_in)` (Kaiming uniform with gain 1/sqrt(3)), a convolution's likewise with
+/// `fan_in = in_channels / groups * kernel area`, an `Embedding` table is N(0, 1), and a
+/// normalisation layer keeps its scale 1 and shift 0.
 pub fn seeded<M: Module>(device: &Device, seed: u64, init: impl FnOnce() -> M) -> M {
     let module = init();
     module.map(&mut HostInit {
@@ -96,6 +98,10 @@ impl ModuleMapper for HostInit {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        // A normalisation layer's scale and shift start at exactly 1 and 0: keep them.
+        if self.container.last().is_some_and(|c| c.contains("Norm")) {
+            return param;
+        }
         let in_embedding = self.container.iter().rev().any(|c| c.contains("Embedding"));
         let rng = &mut self.rng;
         let fan_in = &mut self.fan_in;
@@ -106,9 +112,12 @@ impl ModuleMapper for HostInit {
             let values: Vec<f32> = if in_embedding {
                 (0..n).map(|_| StandardNormal.sample(&mut *rng)).collect()
             } else {
-                // Linear weights are stored [fan_in, fan_out]; a bias [fan_out] shares the layer's
-                // fan_in, which is the weight's first dimension, visited just before it.
-                if D >= 2 {
+                // Linear weights are stored [fan_in, fan_out], convolution kernels
+                // [out, in / groups, kh, kw]; a bias shares its layer's fan-in, read from the
+                // weight visited just before it.
+                if D == 4 {
+                    *fan_in = (dims[1] * dims[2] * dims[3]).max(1);
+                } else if D >= 2 {
                     *fan_in = dims[0].max(1);
                 }
                 let bound = 1.0 / (*fan_in as f32).sqrt();

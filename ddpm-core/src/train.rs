@@ -11,7 +11,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
-use crate::data::Dataset2d;
+use crate::data::{Dataset2d, ImageSet};
 use crate::loss::{LossWeighting, Objective, training_loss};
 use crate::model::{Denoiser, DenoiserConfig, MlpDenoiser};
 use crate::rng::NoiseSource;
@@ -205,15 +205,78 @@ impl TrainObserver for PrintEvery {
     }
 }
 
+/// What training reads: labelled examples, handed out as mini-batch tensors. Implemented for
+/// 2-D point clouds ([`Dataset2d`]) and images ([`ImageSet`], scaled to [-1, 1] and flattened).
+pub trait TrainingData {
+    /// A name for messages (the dataset's).
+    fn name(&self) -> String;
+    /// Number of examples.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Values per example: 2 for a point, `channels * height * width` for an image.
+    fn example_size(&self) -> usize;
+    /// Number of classes the labels come from.
+    fn num_classes(&self) -> usize;
+    /// The class of example `i`.
+    fn label(&self, i: usize) -> usize;
+    /// The examples at `indices` as a `[indices.len(), example_size]` tensor.
+    fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2>;
+}
+
+impl TrainingData for Dataset2d {
+    fn name(&self) -> String {
+        self.kind.to_string()
+    }
+    fn len(&self) -> usize {
+        self.points.len()
+    }
+    fn example_size(&self) -> usize {
+        2
+    }
+    fn num_classes(&self) -> usize {
+        Dataset2d::num_classes(self)
+    }
+    fn label(&self, i: usize) -> usize {
+        self.labels[i]
+    }
+    fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        Dataset2d::batch(self, indices, device)
+    }
+}
+
+impl TrainingData for ImageSet {
+    fn name(&self) -> String {
+        format!("{}x{}x{} images", self.channels, self.height, self.width)
+    }
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn example_size(&self) -> usize {
+        self.image_size()
+    }
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    fn label(&self, i: usize) -> usize {
+        self.labels[i]
+    }
+    fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        ImageSet::batch(self, indices, device)
+    }
+}
+
 /// Train `model` on `data` with the loss of [`training_loss`] (L_simple by default).
 ///
 /// `device` must have autodiff enabled (`device.autodiff()`); the returned model lives on the
 /// same device without autodiff. Every random draw (batch order, timesteps, noise) comes from
 /// `seed`. Stops with [`DdpmError::Diverged`] as soon as the loss is NaN or infinite.
-pub fn train<M: Denoiser>(
+pub fn train<M: Denoiser, D: TrainingData + ?Sized>(
     model: M,
     schedule: &NoiseSchedule,
-    data: &Dataset2d,
+    data: &D,
     config: &TrainConfig,
     seed: u64,
     device: &Device,
@@ -225,6 +288,17 @@ pub fn train<M: Denoiser>(
             field: "data",
             message: "the dataset is empty".into(),
         });
+    }
+    if model.data_size() != data.example_size() {
+        return Err(DdpmError::invalid(
+            "model",
+            format!("{} values per example", model.data_size()),
+            format!(
+                "must match the data: {} has {} values per example",
+                data.name(),
+                data.example_size()
+            ),
+        ));
     }
     if Module::num_params(&model) == 0 {
         return Err(DdpmError::InvalidInput {
@@ -253,7 +327,7 @@ pub fn train<M: Denoiser>(
             classes,
             format!(
                 "must match the data: {} has {} classes",
-                data.kind,
+                data.name(),
                 data.num_classes()
             ),
         ));
@@ -268,9 +342,9 @@ pub fn train<M: Denoiser>(
             // 1. a mini-batch of data, a random timestep and fresh noise per point
             let x0 = data.batch(batch, &device);
             let t = rng.timesteps(batch.len(), schedule.timesteps());
-            let noise = rng.normal([batch.len(), 2], &device);
+            let noise = rng.normal([batch.len(), data.example_size()], &device);
             let class = conditional.then(|| {
-                let labels: Vec<usize> = batch.iter().map(|&i| data.labels[i]).collect();
+                let labels: Vec<usize> = batch.iter().map(|&i| data.label(i)).collect();
                 let kept = label_dropout(&labels, config.label_dropout, classes, &mut rng);
                 crate::model::class_tensor(&kept, &device)
             });

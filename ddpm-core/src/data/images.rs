@@ -6,6 +6,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use burn::prelude::*;
+
+use crate::model::ImageShape;
 use crate::{DdpmError, Result};
 
 /// Which half of a dataset.
@@ -59,11 +62,85 @@ impl ImageSet {
 
     /// Every pixel scaled to [-1, 1] (0 -> -1, 255 -> 1), the range DDPM works in.
     pub fn to_unit_range(&self) -> Vec<f32> {
-        self.pixels
-            .iter()
-            .map(|&p| f32::from(p) / 127.5 - 1.0)
-            .collect()
+        self.pixels.iter().map(|&p| to_unit(p)).collect()
     }
+
+    /// The shape of one image.
+    pub fn shape(&self) -> ImageShape {
+        ImageShape::new(self.channels, self.height, self.width)
+    }
+
+    /// The images at `indices`, in [-1, 1], as a `[indices.len(), channels * height * width]`
+    /// tensor (one image per row, channel-major): one mini-batch.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let values: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| self.image(i).iter().map(|&p| to_unit(p)))
+            .collect();
+        Tensor::<1>::from_floats(values.as_slice(), device)
+            .reshape([indices.len(), self.image_size()])
+    }
+
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        ImageSet {
+            pixels: indices
+                .iter()
+                .flat_map(|&i| self.image(i))
+                .copied()
+                .collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            ..self.clone_empty()
+        }
+    }
+
+    /// The first `n` images (all if there are fewer).
+    pub fn take(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len());
+        self.subset(&(0..n).collect::<Vec<_>>())
+    }
+
+    /// A seeded random split into `len - held_out` training images and `held_out` held-out
+    /// ones (for a set, like the 8x8 digits, that comes without a test split).
+    pub fn split(&self, held_out: usize, seed: u64) -> Result<(ImageSet, ImageSet)> {
+        if held_out == 0 || held_out >= self.len() {
+            return Err(DdpmError::invalid(
+                "held_out",
+                held_out,
+                format!("must be in 1..{} (the number of images)", self.len()),
+            ));
+        }
+        let order = crate::rng::NoiseSource::new(seed).permutation(self.len());
+        let (train, test) = order.split_at(self.len() - held_out);
+        Ok((self.subset(train), self.subset(test)))
+    }
+
+    /// How many images of each class, `[count of class 0, ...]`.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.num_classes];
+        for &label in &self.labels {
+            counts[label] += 1;
+        }
+        counts
+    }
+
+    fn clone_empty(&self) -> ImageSet {
+        ImageSet {
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            ..*self
+        }
+    }
+}
+
+/// A pixel 0-255 in [-1, 1].
+fn to_unit(p: u8) -> f32 {
+    f32::from(p) / 127.5 - 1.0
+}
+
+/// A value in [-1, 1] back to a pixel 0-255 (rounded, clamped).
+pub fn to_pixel(v: f32) -> u8 {
+    ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
 }
 
 fn data_error(path: &Path, message: impl Into<String>) -> DdpmError {

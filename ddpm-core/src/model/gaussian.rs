@@ -164,6 +164,10 @@ impl Denoise for GaussianDenoiser {
         }
     }
 
+    fn data_size(&self) -> usize {
+        2
+    }
+
     fn denoise(
         &self,
         x_t: Tensor<2>,

@@ -358,6 +358,10 @@ impl Denoise for MlpDenoiser {
         self.config.num_classes
     }
 
+    fn data_size(&self) -> usize {
+        2
+    }
+
     fn denoise(
         &self,
         x_t: Tensor<2>,

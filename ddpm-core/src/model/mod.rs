@@ -10,6 +10,7 @@
 mod embedding;
 mod gaussian;
 mod mlp;
+mod unet;
 
 use burn::module::{Module, ModuleDisplay};
 use burn::prelude::*;
@@ -17,6 +18,7 @@ use burn::prelude::*;
 pub use embedding::{TimeEmbeddingKind, sinusoidal_embedding};
 pub use gaussian::GaussianDenoiser;
 pub use mlp::{Activation, DenoiserConfig, InputEncoding, MlpDenoiser, ModelVariance};
+pub use unet::{ImageShape, UNet, UNetConfig};
 
 use crate::diffusion::Prediction;
 
@@ -26,7 +28,7 @@ use crate::diffusion::Prediction;
 pub struct DenoiserOutput {
     /// What `value` predicts: the noise, x_0 or the velocity.
     pub target: Prediction,
-    /// The prediction, shaped like x_t.
+    /// The prediction, shaped like x_t (`[batch, data_size]`).
     pub value: Tensor<2>,
     /// The learned-range variance values v (Nichol & Dhariwal 2021, eq. 15), shaped like x_t;
     /// `None` for a network with a fixed variance.
@@ -78,7 +80,13 @@ pub trait Denoise {
         0
     }
 
-    /// The prediction for points `x_t` (`[batch, 2]`) at time indices `t_index` (`[batch]`,
+    /// Number of values in one example x_0: 2 for a point, `channels * height * width` for an
+    /// image. Examples travel as the rows of a `[batch, data_size]` tensor (an image flattened
+    /// channel-major, as [`crate::data::images::ImageSet`] stores it), so the forward process,
+    /// the samplers and the losses, all element-wise, serve points and images alike.
+    fn data_size(&self) -> usize;
+
+    /// The prediction for examples `x_t` (`[batch, data_size]`) at time indices `t_index` (`[batch]`,
     /// each in `0..T`), for the classes `class` (`[batch]`; `None`: no condition).
     fn denoise(
         &self,

@@ -5,6 +5,7 @@
 //! finished run.
 
 mod figures;
+pub mod images;
 
 pub use figures::{ANIMATION_FRAME_MS, GUIDANCE_SCALES, GuidanceSweep, SWEEP_SAMPLES};
 
@@ -21,7 +22,7 @@ use crate::metrics::{ConditionalReport, QualityReport};
 use crate::model::MlpDenoiser;
 use crate::plot;
 use crate::rng::{NoiseSource, seeded};
-use crate::sampling::{Guided, SampleOutput, Sampler, SamplerKind};
+use crate::sampling::{Guided, SampleOutput, Sampler, SamplerKind, SamplingConfig};
 use crate::schedule::NoiseSchedule;
 use crate::train::{LossHistory, TrainObserver, load_model, save_model, train};
 use crate::{Result, io};
@@ -461,8 +462,11 @@ struct SampleReport<'a> {
 
 /// "DDPM, T = 1000" or "DDIM 50 of T = 1000, eta = 0": the sampler `config` uses.
 pub fn sampler_name(config: &ExperimentConfig) -> String {
-    let s = &config.sampling;
-    let t = config.diffusion.timesteps;
+    sampler_description(&config.sampling, config.diffusion.timesteps)
+}
+
+/// [`sampler_name`] from the sampling config and T.
+pub fn sampler_description(s: &SamplingConfig, t: usize) -> String {
     match s.method {
         SamplerKind::Ddpm => format!("DDPM, T = {t}"),
         SamplerKind::Ddim => {

@@ -7,6 +7,7 @@
 
 mod charts;
 mod field;
+mod images;
 
 use std::path::Path;
 use std::sync::Once;
@@ -19,6 +20,7 @@ pub use charts::{
     ScheduleChart, ScheduleCurve, TimestepCurves, TrajectoryAnimation, density, moving_average,
 };
 pub use field::{Arrow, FieldPanel, Heatmap, VectorField};
+pub use images::{ImageAnimation, ImageGrid, Tile, png_bytes, tile_from_unit};
 
 use crate::notebook::{Gif, Svg};
 use crate::{DdpmError, Result};

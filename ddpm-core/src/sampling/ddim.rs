@@ -179,19 +179,21 @@ impl<'a> DdimSampler<'a> {
         record: &[usize],
         device: &Device,
     ) -> Result<SampleOutput> {
+        super::check_points(model)?;
         let x_t = rng.normal([n, 2], device);
         self.sample_from(model, x_t, rng, record)
     }
 
     /// [`Self::sample`] from a given starting state `x` (at the noisiest step), e.g. the result
     /// of [`Self::invert`].
-    pub fn sample_from<M: Denoise + ?Sized>(
+    /// `P` is how the states are read back: `[f32; 2]` for points, `Vec<f32>` for rows.
+    pub fn sample_from<M: Denoise + ?Sized, P: crate::points::Readout>(
         &self,
         model: &M,
         x: Tensor<2>,
         rng: &mut NoiseSource,
         record: &[usize],
-    ) -> Result<SampleOutput> {
+    ) -> Result<SampleOutput<P>> {
         run_chain(self, model, x, rng, record)
     }
 

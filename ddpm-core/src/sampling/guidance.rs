@@ -107,6 +107,10 @@ impl<M: Denoise + ?Sized> Denoise for Guided<'_, M> {
         self.model.num_classes()
     }
 
+    fn data_size(&self) -> usize {
+        self.model.data_size()
+    }
+
     /// The guided prediction; the classes are the ones this was built with (`class` is not
     /// used).
     fn denoise(

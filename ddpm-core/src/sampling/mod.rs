@@ -18,7 +18,7 @@ use crate::choice::choice_enum;
 use crate::diffusion::{learned_log_variance, q_posterior};
 use crate::model::{Denoise, DenoiserOutput};
 use crate::notebook::Table;
-pub use crate::points::{Frame, from_points, to_points};
+pub use crate::points::{Frame, Readout, from_points, from_rows, to_points, to_rows};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -271,6 +271,24 @@ impl Sampler<'_> {
             Sampler::Ddim(s) => s.sample(model, n, rng, record, device),
         }
     }
+
+    /// Draw `n` examples of any [`Denoise::data_size`] (images, flattened) as rows.
+    pub fn sample_rows<M: Denoise + ?Sized>(
+        &self,
+        model: &M,
+        n: usize,
+        rng: &mut NoiseSource,
+        record: &[usize],
+        device: &Device,
+    ) -> Result<SampleOutput<Vec<f32>>> {
+        match self {
+            Sampler::Ddpm(s) => s.sample_rows(model, n, rng, record, device),
+            Sampler::Ddim(s) => {
+                let x = rng.normal([n, model.data_size()], device);
+                s.sample_from(model, x, rng, record)
+            }
+        }
+    }
 }
 
 /// `frames` timesteps evenly spaced over `0..=timesteps`, from T down to 0, both ends included.
@@ -288,13 +306,14 @@ pub fn evenly_spaced_steps(timesteps: usize, frames: usize) -> Vec<usize> {
     steps
 }
 
-/// Generated points and, if asked for, the states along the way.
+/// Generated points (or, as `SampleOutput<Vec<f32>>`, rows of any width such as flattened
+/// images) and, if asked for, the states along the way.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SampleOutput {
+pub struct SampleOutput<P = [f32; 2]> {
     /// The samples x_0.
-    pub samples: Vec<[f32; 2]>,
+    pub samples: Vec<P>,
     /// Recorded states, from x_T to x_0.
-    pub trajectory: Vec<Frame>,
+    pub trajectory: Vec<Frame<P>>,
 }
 
 /// The values one reverse step computes, in order.
@@ -456,7 +475,22 @@ impl<'a> DdpmSampler<'a> {
         record: &[usize],
         device: &Device,
     ) -> Result<SampleOutput> {
+        check_points(model)?;
         let x_t = rng.normal([n, 2], device);
+        run_chain(self, model, x_t, rng, record)
+    }
+
+    /// [`Self::sample`] for a model of any [`Denoise::data_size`] (images, flattened), the
+    /// samples read back as rows.
+    pub fn sample_rows<M: Denoise + ?Sized>(
+        &self,
+        model: &M,
+        n: usize,
+        rng: &mut NoiseSource,
+        record: &[usize],
+        device: &Device,
+    ) -> Result<SampleOutput<Vec<f32>>> {
+        let x_t = rng.normal([n, model.data_size()], device);
         run_chain(self, model, x_t, rng, record)
     }
 }
@@ -479,6 +513,20 @@ impl StepRule for DdpmSampler<'_> {
         noise: Tensor<2>,
     ) -> Tensor<2> {
         DdpmSampler::step(self, output, t, x_t, noise)
+    }
+}
+
+/// `sample` returns 2-D points: refuse a model of other examples up front.
+pub(crate) fn check_points<M: Denoise + ?Sized>(model: &M) -> Result<()> {
+    match model.data_size() {
+        2 => Ok(()),
+        size => Err(DdpmError::InvalidInput {
+            field: "model",
+            message: format!(
+                "`sample` draws 2-D points and this model's examples have {size} values; \
+                 use `sample_rows`"
+            ),
+        }),
     }
 }
 
@@ -507,13 +555,15 @@ pub trait StepRule {
 /// The reverse process: from `x` at the first of `rule`'s time indices, ask `model` and step,
 /// down to x_0. States at the paper times in `record` (the first state is at paper time
 /// `first index + 1`, the samples at 0) are kept in the trajectory; fresh noise comes from `rng`.
-pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized>(
+///
+/// `P` says how states are read back: `[f32; 2]` for points, `Vec<f32>` for rows of any width.
+pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized, P: Readout>(
     rule: &R,
     model: &M,
     mut x: Tensor<2>,
     rng: &mut NoiseSource,
     record: &[usize],
-) -> Result<SampleOutput> {
+) -> Result<SampleOutput<P>> {
     let indices = rule.time_indices();
     let device = x.device();
     let [n, width] = x.dims();
@@ -523,7 +573,7 @@ pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized>(
     {
         trajectory.push(Frame {
             t: first + 1,
-            points: to_points(x.clone())?,
+            points: P::read(x.clone())?,
         });
     }
     for (i, &t) in indices.iter().enumerate() {
@@ -540,12 +590,12 @@ pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized>(
         if record.contains(&time) {
             trajectory.push(Frame {
                 t: time,
-                points: to_points(x.clone())
+                points: P::read(x.clone())
                     .map_err(|_| DdpmError::NonFiniteSamples { timestep: time })?,
             });
         }
     }
-    let samples = to_points(x).map_err(|_| DdpmError::NonFiniteSamples { timestep: 0 })?;
+    let samples = P::read(x).map_err(|_| DdpmError::NonFiniteSamples { timestep: 0 })?;
     Ok(SampleOutput {
         samples,
         trajectory,
