@@ -53,9 +53,20 @@ struct Knobs {
     /// /usr/share/datasets/fashion-mnist) [data.data_dir].
     #[arg(long, value_name = "DIR", global = true, help_heading = "Knobs")]
     data_dir: Option<PathBuf>,
-    /// Number of training points [data.n_points].
+    /// Number of training points [data.n_points]; for images, train on the first N
+    /// [data.max_train].
     #[arg(long, value_name = "N", global = true, help_heading = "Knobs")]
     n_points: Option<usize>,
+    /// The U-Net's channels per resolution, finest first, e.g. `16,32,32` [model.channels]
+    /// (image datasets).
+    #[arg(
+        long,
+        value_name = "WIDTHS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Knobs"
+    )]
+    channels: Option<Vec<usize>>,
     /// Number of diffusion steps T [diffusion.timesteps].
     #[arg(long, global = true, help_heading = "Knobs")]
     timesteps: Option<usize>,
@@ -188,7 +199,6 @@ impl Knobs {
     /// Write the flags that apply to images into `config`; a flag of the 2-D MLP is an error.
     fn apply_images(&self, config: &mut ImageExperimentConfig) -> Result<()> {
         let points_only = [
-            ("--n-points", self.n_points.is_some()),
             ("--hidden-size", self.hidden_size.is_some()),
             ("--depth", self.depth.is_some()),
             ("--activation", self.activation.is_some()),
@@ -205,6 +215,8 @@ impl Knobs {
         if self.data_dir.is_some() {
             config.data.data_dir = self.data_dir.clone();
         }
+        set(&mut config.data.max_train, &self.n_points);
+        set(&mut config.model.channels, &self.channels);
         set(&mut config.diffusion.timesteps, &self.timesteps);
         set(&mut config.diffusion.schedule, &self.schedule);
         set(&mut config.diffusion.beta_start, &self.beta_start);
@@ -238,6 +250,9 @@ impl Knobs {
                  (`ddpm --dataset {kind}`), not `experiment` or `sample`"
             ),
             None => {}
+        }
+        if self.channels.is_some() {
+            bail!("--channels sets the image U-Net; the 2-D MLP takes --hidden-size and --depth");
         }
         if self.data_dir.is_some() {
             bail!(

@@ -35,15 +35,8 @@ mod digits {
     #[test]
     fn generated_digits_beat_an_untrained_unet_and_are_of_the_class_asked_for() {
         let device = Backend::default_cpu().device().unwrap();
-        let mut config = ImageExperimentConfig::digits();
-        // CI's budget: half the command's epochs (240 steps, so an EMA over the last ~50
-        // rather than ~100: a longer average lags behind), 200 samples by DDIM in 25 steps.
-        config.train.epochs = 20;
-        config.train.ema_decay = 0.98;
-        config.data.held_out = 200;
-        config.sampling.n_samples = 200;
-        config.sampling.steps = 25;
-        config.sampling.trajectory_frames = 0;
+        // the notebooks' budget (20 epochs, 200 samples by DDIM in 25 steps), plus the bound
+        let mut config = ImageExperimentConfig::digits_quick();
         config.nll_images = 50;
         let cache =
             std::env::temp_dir().join(format!("ddpm-test-classifier-{}.bpk", std::process::id()));
