@@ -16,6 +16,18 @@ choice_enum! {
     }
 }
 
+/// Check an embedding width: even (sines and cosines in pairs) and in 2..=4096.
+pub(crate) fn validate_embedding_size(field: &str, size: usize) -> crate::Result<()> {
+    if size < 2 || !size.is_multiple_of(2) || size > 4096 {
+        return Err(crate::DdpmError::invalid(
+            field,
+            size,
+            "must be even and in 2..=4096",
+        ));
+    }
+    Ok(())
+}
+
 /// Sinusoidal features of every column of `x` (`[batch, k]`): for each value v,
 /// `[sin(v w_0), ..., sin(v w_{h-1}), cos(v w_0), ..., cos(v w_{h-1})]` with `h = size / 2` and
 /// frequencies `w_i = scale * 10000^(-i / (h - 1))` (Vaswani et al. 2017). Returns

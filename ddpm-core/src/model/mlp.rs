@@ -126,16 +126,7 @@ impl DenoiserConfig {
                 "must be in 0..=64",
             ));
         }
-        if self.embedding_size < 2
-            || !self.embedding_size.is_multiple_of(2)
-            || self.embedding_size > 4096
-        {
-            return Err(DdpmError::invalid(
-                &field("embedding_size"),
-                self.embedding_size,
-                "must be even and in 2..=4096",
-            ));
-        }
+        super::embedding::validate_embedding_size(&field("embedding_size"), self.embedding_size)?;
         if !(self.input_scale.is_finite() && self.input_scale > 0.0) {
             return Err(DdpmError::invalid(
                 &field("input_scale"),

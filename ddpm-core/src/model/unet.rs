@@ -168,16 +168,7 @@ impl UNetConfig {
                 "must be in [0, 1)",
             ));
         }
-        if self.embedding_size < 2
-            || !self.embedding_size.is_multiple_of(2)
-            || self.embedding_size > 4096
-        {
-            return Err(DdpmError::invalid(
-                &field("embedding_size"),
-                self.embedding_size,
-                "must be even and in 2..=4096",
-            ));
-        }
+        super::embedding::validate_embedding_size(&field("embedding_size"), self.embedding_size)?;
         if self.num_classes > 1000 {
             return Err(DdpmError::invalid(
                 &field("num_classes"),

@@ -625,8 +625,10 @@ impl ImageRun {
         self.config.data.dataset.class_names()
     }
 
+    /// Screen pixels per image pixel: tiles about 48 pixels high (8x8 digits drawn 6 times as
+    /// large), so that a grid of 16 columns fits a notebook's width.
     fn scale(&self) -> u32 {
-        (96 / self.data.train.height.max(1)).clamp(2, 12) as u32
+        (48 / self.data.train.height.max(1)).clamp(2, 8) as u32
     }
 
     /// `real_vs_generated.png`: per class, real training images beside generated ones.
@@ -793,7 +795,7 @@ impl ImageRun {
                     format!("Sampling, t = {}", frame.t),
                     self.data.train.shape(),
                     rows,
-                    self.scale().min(6),
+                    self.scale(),
                 )
             })
             .collect();
