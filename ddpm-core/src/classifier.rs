@@ -140,12 +140,7 @@ impl ImageClassifier {
     /// (`[batch, channels * height * width]`): `[batch, features]`.
     pub fn features(&self, images: Tensor<2>) -> Tensor<2> {
         let [batch, _] = images.dims();
-        let ImageShape {
-            channels,
-            height,
-            width,
-        } = self.shape;
-        let mut h = images.reshape([batch, channels, height, width]);
+        let mut h = self.shape.unflatten(images);
         for conv in &self.convs {
             h = relu(conv.forward(h));
         }

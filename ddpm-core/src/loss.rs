@@ -186,21 +186,10 @@ pub fn discretized_gaussian_nll<const D: usize>(
 /// -log p(x_0 | x_1) at t = 0. The model's reverse step is the posterior mean of its `x0_pred`
 /// with log variance `log_var`.
 ///
-/// The toy data are continuous, so the decoder is a Gaussian density, not the discretised one of
-/// image models: the result is a bound on a differential entropy and can be negative.
+/// `decoder` scores x_0 at t = 0: [`Decoder::Gaussian`] for the continuous toy data (the result
+/// is then a bound on a differential entropy and can be negative), [`Decoder::Discretized8Bit`]
+/// for 8-bit images.
 pub fn vlb_terms(
-    schedule: &NoiseSchedule,
-    x0: Tensor<2>,
-    x_t: Tensor<2>,
-    t: &[usize],
-    x0_pred: Tensor<2>,
-    log_var: Tensor<2>,
-) -> Tensor<1> {
-    vlb_terms_with(schedule, x0, x_t, t, x0_pred, log_var, Decoder::Gaussian)
-}
-
-/// [`vlb_terms`] with the given decoder at t = 0.
-pub fn vlb_terms_with(
     schedule: &NoiseSchedule,
     x0: Tensor<2>,
     x_t: Tensor<2>,
@@ -303,7 +292,7 @@ pub fn training_loss<M: Denoise + ?Sized>(
     // The bound trains the variance only: the mean is a constant inside it.
     let (x0_pred, _) = prediction.to_x0_and_eps(schedule, x_t.clone(), t, out.value.detach());
     let log_var = learned_log_variance(schedule, variance, t);
-    let vlb = vlb_terms(schedule, x0, x_t, t, x0_pred, log_var).mean();
+    let vlb = vlb_terms(schedule, x0, x_t, t, x0_pred, log_var, Decoder::Gaussian).mean();
     let scale = config.vlb_weight * schedule.timesteps() as f64;
     LossTerms {
         total: mse.clone() + vlb.clone().mul_scalar(scale),
@@ -437,7 +426,7 @@ pub fn nll_bound_of<M: Denoise + ?Sized>(
             (None, Some(v)) => learned_log_variance(schedule, v, &[t]),
             (None, None) => unreachable!("checked above: None needs a learned variance"),
         };
-        let term = vlb_terms_with(schedule, x0.clone(), x_t, &[t], x0_pred, log_var, decoder);
+        let term = vlb_terms(schedule, x0.clone(), x_t, &[t], x0_pred, log_var, decoder);
         per_step.push(mean_of(term, "the bound's term", t)?);
     }
     // L_T: q(x_T | x_0) = N(sqrt(ab_T) x_0, (1 - ab_T) I) against N(0, I).
@@ -623,6 +612,7 @@ mod tests {
             &t,
             x0.clone(),
             true_log_var.clone(),
+            Decoder::Gaussian,
         );
         assert!(scalar(exact.abs().max()) < 1e-5);
         let off = vlb_terms(
@@ -632,6 +622,7 @@ mod tests {
             &t,
             x0.add_scalar(0.5),
             true_log_var,
+            Decoder::Gaussian,
         );
         assert!(scalar(off.min()) > 0.0);
     }

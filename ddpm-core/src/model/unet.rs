@@ -56,6 +56,13 @@ impl ImageShape {
     pub fn size(&self) -> usize {
         self.channels * self.height * self.width
     }
+
+    /// Images given as rows (`[batch, size]`, channel-major, as the library passes examples)
+    /// as the `[batch, channels, height, width]` tensor convolutions take.
+    pub fn unflatten(&self, rows: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = rows.dims();
+        rows.reshape([batch, self.channels, self.height, self.width])
+    }
 }
 
 impl std::fmt::Display for ImageShape {
@@ -493,16 +500,8 @@ impl Denoise for UNet {
         class: Option<Tensor<1, Int>>,
     ) -> DenoiserOutput {
         let [batch, _] = x_t.dims();
-        let ImageShape {
-            channels,
-            height,
-            width,
-        } = self.shape;
-        let out = self.forward(
-            x_t.reshape([batch, channels, height, width]),
-            t_index,
-            class,
-        );
+        let channels = self.shape.channels;
+        let out = self.forward(self.shape.unflatten(x_t), t_index, class);
         let size = self.shape.size();
         let value = out.clone().narrow(1, 0, channels).reshape([batch, size]);
         let variance = self

@@ -463,10 +463,10 @@ pub fn run_images(
     let sampler = config.sampling.init(&schedule)?;
     let record = sampler.frame_times(config.sampling.trajectory_frames);
     let started = Instant::now();
-    let output = sample_images(config, &trained.model, &classes, &record, device)?;
+    let output = sample_images(config, &schedule, &trained.model, &classes, &record, device)?;
     let sample_seconds = started.elapsed().as_secs_f64();
     let baseline = init_model(config, shape, device, seed)?;
-    let untrained_output = sample_images(config, &baseline, &classes, &[], device)?;
+    let untrained_output = sample_images(config, &schedule, &baseline, &classes, &[], device)?;
 
     let real = rows_of(&data.all_train.take(REFERENCE_IMAGES));
     let real_features = classifier.feature_rows(&real, device)?;
@@ -550,16 +550,17 @@ fn init_model(
 
 /// Sample `classes.len()` images with the configured sampler (guided when the model is
 /// conditional), recording the states at `record`.
+/// `schedule` is the one `config.diffusion` builds.
 pub fn sample_images(
     config: &ImageExperimentConfig,
+    schedule: &NoiseSchedule,
     model: &UNet,
     classes: &[usize],
     record: &[usize],
     device: &Device,
 ) -> Result<SampleOutput<Vec<f32>>> {
     use crate::model::Denoise;
-    let schedule = config.diffusion.init()?;
-    let sampler = config.sampling.init(&schedule)?;
+    let sampler = config.sampling.init(schedule)?;
     let mut rng = NoiseSource::new(config.seed.wrapping_add(3));
     if model.num_classes() > 0 {
         let guided = Guided::new(model, classes, config.sampling.guidance_scale, device)?;
@@ -603,7 +604,14 @@ impl ImageRun {
         };
         config.validate()?;
         let started = Instant::now();
-        let out = sample_images(&config, &self.model, &self.classes, &[], device)?;
+        let out = sample_images(
+            &config,
+            &self.schedule,
+            &self.model,
+            &self.classes,
+            &[],
+            device,
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         let features = self.classifier.feature_rows(&out.samples, device)?;
         let asked = self.config.model.num_classes > 0;

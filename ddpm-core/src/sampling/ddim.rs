@@ -180,8 +180,7 @@ impl<'a> DdimSampler<'a> {
         device: &Device,
     ) -> Result<SampleOutput> {
         super::check_points(model)?;
-        let x_t = rng.normal([n, 2], device);
-        self.sample_from(model, x_t, rng, record)
+        super::sample_from_noise(self, model, n, rng, record, device)
     }
 
     /// [`Self::sample`] from a given starting state `x` (at the noisiest step), e.g. the result

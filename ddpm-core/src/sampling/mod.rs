@@ -282,11 +282,8 @@ impl Sampler<'_> {
         device: &Device,
     ) -> Result<SampleOutput<Vec<f32>>> {
         match self {
-            Sampler::Ddpm(s) => s.sample_rows(model, n, rng, record, device),
-            Sampler::Ddim(s) => {
-                let x = rng.normal([n, model.data_size()], device);
-                s.sample_from(model, x, rng, record)
-            }
+            Sampler::Ddpm(s) => sample_from_noise(s, model, n, rng, record, device),
+            Sampler::Ddim(s) => sample_from_noise(s, model, n, rng, record, device),
         }
     }
 }
@@ -476,8 +473,7 @@ impl<'a> DdpmSampler<'a> {
         device: &Device,
     ) -> Result<SampleOutput> {
         check_points(model)?;
-        let x_t = rng.normal([n, 2], device);
-        run_chain(self, model, x_t, rng, record)
+        sample_from_noise(self, model, n, rng, record, device)
     }
 
     /// [`Self::sample`] for a model of any [`Denoise::data_size`] (images, flattened), the
@@ -490,8 +486,7 @@ impl<'a> DdpmSampler<'a> {
         record: &[usize],
         device: &Device,
     ) -> Result<SampleOutput<Vec<f32>>> {
-        let x_t = rng.normal([n, model.data_size()], device);
-        run_chain(self, model, x_t, rng, record)
+        sample_from_noise(self, model, n, rng, record, device)
     }
 }
 
@@ -514,6 +509,20 @@ impl StepRule for DdpmSampler<'_> {
     ) -> Tensor<2> {
         DdpmSampler::step(self, output, t, x_t, noise)
     }
+}
+
+/// Draw `n` examples: x_T ~ N(0, I) of the model's [`Denoise::data_size`], then [`run_chain`]
+/// down to x_0 (every sampler's `sample` and `sample_rows`).
+pub fn sample_from_noise<R: StepRule + ?Sized, M: Denoise + ?Sized, P: Readout>(
+    rule: &R,
+    model: &M,
+    n: usize,
+    rng: &mut NoiseSource,
+    record: &[usize],
+    device: &Device,
+) -> Result<SampleOutput<P>> {
+    let x_t = rng.normal([n, model.data_size()], device);
+    run_chain(rule, model, x_t, rng, record)
 }
 
 /// `sample` returns 2-D points: refuse a model of other examples up front.
