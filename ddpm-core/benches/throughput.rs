@@ -1,11 +1,24 @@
-//! Throughput benchmark: training steps/s at batch 128 and 1024 with the default model, and the
-//! time to sample 2000 points through 1000 steps, on every compiled CPU backend.
+//! Throughput benchmark, one table per backend: training steps/s of the tutorial's MLP at batch
+//! 128 and 1024; DDPM (1000 steps) and DDIM (50 steps) sampling of 2000 points with a *trained*
+//! MLP; and the digits U-Net ([32, 64], 10 classes): training images/s at batch 128 and the time
+//! to sample 64 digits by DDIM in 50 steps. `benches/pytorch_reference.py` prints the same rows
+//! for PyTorch eager.
 //!
-//! `cargo bench --bench throughput` (add `-- --quick` for fewer repeats). Prints medians over
-//! repeats, after a warm-up, with the spread (min..max) so noise on a shared machine is visible.
+//! ```text
+//! cargo bench --bench throughput [-- --quick] [--backend flex --backend ndarray ...]
+//! cargo bench --features wgpu --bench throughput -- --backend wgpu
+//! ```
+//!
+//! Without `--backend`, every compiled CPU backend runs (wgpu only when named: on a machine
+//! without a GPU it runs on a software adapter, far slower). Each row is the median over
+//! repeats after a warm-up, with the spread [min..max] so noise on a shared machine shows.
+//! Compare backends and PyTorch by ratios of medians over interleaved runs, not by one pair.
 
 use std::time::Instant;
 
+use ddpm_core::data::images::load_digits;
+use ddpm_core::model::UNet;
+use ddpm_core::pipeline::images::ImageExperimentConfig;
 use ddpm_core::prelude::*;
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -18,11 +31,21 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-fn spread(xs: &[f64]) -> (f64, f64) {
-    xs.iter()
+/// `median [min..max]` of `runs`, each printed with `decimals`.
+fn summary(runs: &[f64], decimals: usize) -> String {
+    let (lo, hi) = runs
+        .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
             (lo.min(x), hi.max(x))
-        })
+        });
+    let m = median(runs.to_vec());
+    format!("{m:>8.decimals$}  [{lo:.decimals$}..{hi:.decimals$}]")
+}
+
+/// Runs `measure` once to warm up, then `repeats` times.
+fn repeat(repeats: usize, mut measure: impl FnMut(u64) -> f64) -> Vec<f64> {
+    measure(99);
+    (0..repeats).map(|r| measure(r as u64)).collect()
 }
 
 /// Steps/s of `steps` optimizer steps at `batch`, the default config otherwise (EMA and
@@ -53,54 +76,187 @@ fn train_steps_per_second(device: &Device, batch: usize, steps: usize, seed: u64
     steps as f64 / seconds
 }
 
-fn sample_seconds(device: &Device, n: usize, seed: u64) -> f64 {
-    let config = ExperimentConfig::default();
+/// The default MLP trained on the moons (8000 points, 20 epochs at batch 128: 1250 steps), the
+/// model the sampling rows time. Untimed.
+fn trained_mlp(device: &Device) -> (MlpDenoiser, NoiseSchedule) {
+    let mut config = ExperimentConfig::default();
+    config.data.n_points = 8000;
+    config.train.epochs = 20;
+    config.train.batch_size = 128;
+    let seeds = config.seeds();
     let schedule = config.diffusion.init().expect("default schedule");
-    let model = seeded(device, seed, || {
+    let data = config.data.init(seeds.data);
+    let model = seeded(device, seeds.init, || {
         config.model.init(schedule.timesteps(), device)
     });
-    let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
+    let trained = train(
+        model,
+        &schedule,
+        &data,
+        &config.train,
+        seeds.train,
+        device,
+        &mut Silent,
+    )
+    .expect("training runs");
+    (trained.model, schedule)
+}
+
+fn sample_seconds(
+    sampler: &Sampler,
+    model: &MlpDenoiser,
+    n: usize,
+    device: &Device,
+    seed: u64,
+) -> f64 {
     let started = Instant::now();
     let out = sampler
-        .sample(&model, n, &mut NoiseSource::new(seed), &[], device)
+        .sample(model, n, &mut NoiseSource::new(seed), &[], device)
         .expect("sampling runs");
     assert_eq!(out.samples.len(), n);
     started.elapsed().as_secs_f64()
 }
 
+/// Images/s of `steps` training steps of the digits U-Net at batch 128.
+fn unet_images_per_second(
+    config: &ImageExperimentConfig,
+    digits: &ddpm_core::data::images::ImageSet,
+    device: &Device,
+    steps: usize,
+    seed: u64,
+) -> f64 {
+    let schedule = config.diffusion.init().expect("schedule");
+    let batch = config.train.batch_size;
+    let data = digits.take(batch * steps);
+    let mut train_config = config.train.clone();
+    train_config.epochs = 1;
+    let model: UNet = seeded(device, seed, || {
+        config.model.init(data.shape(), device).expect("U-Net")
+    });
+    let started = Instant::now();
+    let trained = train(
+        model,
+        &schedule,
+        &data,
+        &train_config,
+        seed,
+        device,
+        &mut Silent,
+    )
+    .expect("training runs");
+    assert_eq!(trained.history.per_step.len(), steps);
+    (batch * steps) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Seconds to draw 64 digits (class i % 10) with the digits config's sampler (DDIM, 50 steps).
+fn unet_sample_seconds(config: &ImageExperimentConfig, device: &Device, seed: u64) -> f64 {
+    let schedule = config.diffusion.init().expect("schedule");
+    let model: UNet = seeded(device, seed, || {
+        config
+            .model
+            .init(ddpm_core::model::ImageShape::new(1, 8, 8), device)
+            .expect("U-Net")
+    });
+    let classes: Vec<usize> = (0..64).map(|i| i % 10).collect();
+    let started = Instant::now();
+    let out = ddpm_core::pipeline::images::sample_images(
+        config,
+        &schedule,
+        &model,
+        &classes,
+        &[],
+        device,
+    )
+    .expect("sampling runs");
+    assert_eq!(out.samples.len(), 64);
+    started.elapsed().as_secs_f64()
+}
+
+fn backends_asked() -> Vec<Backend> {
+    let args: Vec<String> = std::env::args().collect();
+    let named: Vec<Backend> = args
+        .windows(2)
+        .filter(|w| w[0] == "--backend")
+        .map(|w| w[1].parse().unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    if named.is_empty() {
+        Backend::available()
+            .into_iter()
+            .filter(|b| *b != Backend::Wgpu)
+            .collect()
+    } else {
+        named
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let repeats = if quick { 3 } else { 7 };
+    let sample_repeats = if quick { 1 } else { 3 };
     println!(
-        "ddpm-core throughput (default model: 3 residual blocks x 128, GELU, sinusoidal embeddings 128)"
+        "ddpm-core throughput. MLP: the default model (3 residual blocks x 128, GELU, sinusoidal \
+         embeddings 128); U-Net: the digits config ([32, 64], 10 classes)"
     );
-    println!("repeats: {repeats}, median [min..max]\n");
-    for backend in Backend::available()
-        .into_iter()
-        .filter(|b| *b != Backend::Wgpu)
-    {
-        let device = backend.device().expect("compiled backend");
+    println!("repeats: {repeats} (training), {sample_repeats} (sampling); median [min..max]\n");
+    let digits = load_digits().expect("the digits ship with the crate");
+    for backend in backends_asked() {
+        let name = backend.name();
+        let device = match backend.device() {
+            Ok(device) => device,
+            Err(e) => {
+                println!("{name:<8} skipped: {e}\n");
+                continue;
+            }
+        };
         for (batch, steps) in [(128usize, 300usize), (1024, 60)] {
-            train_steps_per_second(&device, batch, steps / 5, 0); // warm-up
-            let runs: Vec<f64> = (0..repeats)
-                .map(|r| train_steps_per_second(&device, batch, steps, r as u64))
-                .collect();
-            let (lo, hi) = spread(&runs);
+            let runs = repeat(repeats, |seed| {
+                train_steps_per_second(&device, batch, steps, seed)
+            });
             println!(
-                "{:<8} train  batch {batch:>5}: {:>8.1} steps/s  [{lo:.1}..{hi:.1}]",
-                backend.name(),
-                median(runs.clone())
+                "{name:<8} train  batch {batch:>5}: {} steps/s",
+                summary(&runs, 1)
             );
         }
-        let sample_repeats = if quick { 1 } else { 3 };
-        let runs: Vec<f64> = (0..sample_repeats)
-            .map(|r| sample_seconds(&device, 2000, r as u64))
-            .collect();
-        let (lo, hi) = spread(&runs);
+
+        let (model, schedule) = trained_mlp(&device);
+        let ddpm = Sampler::Ddpm(DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall));
+        let runs = repeat(sample_repeats, |seed| {
+            sample_seconds(&ddpm, &model, 2000, &device, seed)
+        });
         println!(
-            "{:<8} sample 2000 points x 1000 steps: {:>6.2} s  [{lo:.2}..{hi:.2}]\n",
-            backend.name(),
-            median(runs.clone())
+            "{name:<8} sample DDPM 2000 x 1000 (trained): {} s",
+            summary(&runs, 2)
+        );
+        let ddim = Sampler::Ddim(
+            DdimSampler::new(&schedule, 50, TimestepSpacing::Trailing, 0.0).expect("DDIM"),
+        );
+        let runs = repeat(repeats, |seed| {
+            sample_seconds(&ddim, &model, 2000, &device, seed)
+        });
+        println!(
+            "{name:<8} sample DDIM 2000 x 50 (trained): {} s",
+            summary(&runs, 3)
+        );
+
+        let config = ImageExperimentConfig::digits();
+        // Enough steps for about 3 s a repeat on this backend (conv on ndarray is ~20x slower).
+        let probe = unet_images_per_second(&config, &digits, &device, 2, 99);
+        let steps = ((3.0 * probe / config.train.batch_size as f64) as usize)
+            .clamp(2, digits.len() / config.train.batch_size);
+        let runs = repeat(repeats, |seed| {
+            unet_images_per_second(&config, &digits, &device, steps, seed)
+        });
+        println!(
+            "{name:<8} unet   train 8x8 digits batch {}: {} images/s ({steps} steps a repeat)",
+            config.train.batch_size,
+            summary(&runs, 1)
+        );
+        let runs = repeat(sample_repeats, |seed| {
+            unet_sample_seconds(&config, &device, seed)
+        });
+        println!(
+            "{name:<8} unet   sample 64 digits DDIM 50: {} s\n",
+            summary(&runs, 3)
         );
     }
 }

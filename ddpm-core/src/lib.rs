@@ -116,6 +116,17 @@ impl Backend {
         Self::of(device).map_or_else(|| format!("{device:?}"), |b| b.name().to_string())
     }
 
+    /// What runs this backend's kernels: the adapter for wgpu (e.g. `llvmpipe (LLVM 15.0.6, 256
+    /// bits) (Cpu, vulkan)` for Mesa's software driver, or the GPU's name), `CPU` for the CPU
+    /// backends; the same error as [`Backend::device`] when it cannot run.
+    pub fn hardware(self) -> Result<String> {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => wgpu_adapter().map(|(_, adapter)| adapter),
+            other => other.device().map(|_| "CPU".to_string()),
+        }
+    }
+
     /// A device of this backend (without autodiff; training adds it).
     pub fn device(self) -> Result<Device> {
         let missing = |feature: &str| DdpmError::BackendUnavailable {
@@ -137,11 +148,42 @@ impl Backend {
             // burn 0.22 deprecates ndarray; the tutorial still offers it
             Backend::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => Ok(Device::wgpu(Default::default())),
+            Backend::Wgpu => wgpu_adapter().map(|(device, _)| device),
             #[allow(unreachable_patterns)]
             other => Err(missing(other.name())),
         }
     }
+}
+
+/// The wgpu device on the adapter wgpu prefers (a discrete GPU first; a software driver such
+/// as Mesa's llvmpipe when nothing else is there) and a description of that adapter, or why
+/// there is none.
+///
+/// burn's `Device::wgpu` is lazy and panics at the first tensor when no adapter exists; this
+/// asks for the adapter up front, once per process, and turns its absence into an error.
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter() -> Result<(Device, String)> {
+    use std::sync::OnceLock;
+    static ADAPTER: OnceLock<std::result::Result<(Device, String), String>> = OnceLock::new();
+    ADAPTER
+        .get_or_init(|| {
+            let (device, setup) = Device::wgpu_options()
+                .init_with_setup()
+                .map_err(|e| e.to_string())?;
+            let info = setup.adapter.get_info();
+            let kind = format!("{:?}", info.device_type);
+            Ok((device, format!("{} ({kind}, {})", info.name, info.backend)))
+        })
+        .clone()
+        .map_err(|cause| DdpmError::BackendUnavailable {
+            backend: "wgpu".to_string(),
+            reason: format!(
+                "wgpu found no usable graphics adapter ({cause}). Install your GPU's driver with \
+                 Vulkan (Linux, Windows), Metal (macOS) or DX12 (Windows); on Linux without a GPU, \
+                 `apt install mesa-vulkan-drivers` gives a software Vulkan adapter (llvmpipe) that \
+                 runs everything, about 15-20x slower than `--backend flex`"
+            ),
+        })
 }
 
 /// The names most programs need: `use ddpm_core::prelude::*;`.

@@ -369,7 +369,10 @@ fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
     let runs = name.variants().len() * seeds;
     eprintln!(
         "ddpm experiment {name}: {runs} runs from {} (T = {}, {} epochs), backend {}",
-        base.data.dataset, base.diffusion.timesteps, base.train.epochs, args.backend
+        base.data.dataset,
+        base.diffusion.timesteps,
+        base.train.epochs,
+        backend_label(args.backend)
     );
     let mut done = 0;
     let quiet = args.quiet;
@@ -413,7 +416,7 @@ fn image_pipeline(args: &Args, dataset: ImageDataset) -> Result<()> {
         config.diffusion.timesteps,
         config.diffusion.schedule,
         config.train.epochs,
-        args.backend
+        backend_label(args.backend)
     );
     let run = run_images_and_save(
         &config,
@@ -459,7 +462,7 @@ fn pipeline(args: &Args) -> Result<()> {
         config.diffusion.timesteps,
         config.diffusion.schedule,
         config.train.epochs,
-        args.backend
+        backend_label(args.backend)
     );
     let run = run_and_save(
         &config,
@@ -500,7 +503,7 @@ fn sample(args: &Args, model: &Path) -> Result<()> {
         config.sampling.n_samples,
         model.display(),
         ddpm_core::pipeline::sampler_name(&config),
-        args.backend
+        backend_label(args.backend)
     );
     let run = sample_and_save(&config, model, &device, args.backend.name(), &out_dir)
         .with_context(|| unchanged(&out_dir))?;
@@ -547,4 +550,14 @@ fn report_quality(run: &PipelineRun, out_dir: &Path) {
             .unwrap_or_default()
     );
     eprintln!("wrote figures and results to {}", out_dir.display());
+}
+
+/// The backend's name, with the adapter for wgpu (a GPU, or a software driver like llvmpipe).
+fn backend_label(backend: Backend) -> String {
+    match backend {
+        Backend::Wgpu => backend
+            .hardware()
+            .map_or_else(|_| "wgpu".into(), |adapter| format!("wgpu on {adapter}")),
+        other => other.name().to_string(),
+    }
 }

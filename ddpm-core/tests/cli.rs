@@ -185,6 +185,13 @@ fn fails_naming(args: &[&str], config: Option<&str>, needle: &str) {
     assert!(!out.exists(), "partial outputs left in {}", out.display());
 }
 
+/// Without the `wgpu` cargo feature, `--backend wgpu` says which feature is missing.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn wgpu_without_its_feature_names_the_feature() {
+    fails_naming(&["--backend", "wgpu"], None, "`wgpu` cargo feature");
+}
+
 #[test]
 fn bad_input_exits_nonzero_naming_the_field_and_writes_nothing() {
     fails_naming(

@@ -1,6 +1,7 @@
 //! Time (and input) embeddings.
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
 
 use crate::choice::choice_enum;
 
@@ -32,6 +33,10 @@ pub(crate) fn validate_embedding_size(field: &str, size: usize) -> crate::Result
 /// `[sin(v w_0), ..., sin(v w_{h-1}), cos(v w_0), ..., cos(v w_{h-1})]` with `h = size / 2` and
 /// frequencies `w_i = scale * 10000^(-i / (h - 1))` (Vaswani et al. 2017). Returns
 /// `[batch, k * size]`, column by column.
+///
+/// The features are a fixed function of their input and carry no gradient back to `x` (the
+/// models encode x_t and t, which are data). On a CPU backend without autodiff (sampling) they
+/// are computed in SIMD lanes on the host, elsewhere with tensor ops (see `model::simd`).
 pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> {
     let [batch, columns] = x.dims();
     let half = size / 2;
@@ -40,12 +45,15 @@ pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> 
     } else {
         0.0
     };
-    let freqs = Tensor::<1, Int>::arange(0..half as i64, &x.device())
-        .float()
-        .mul_scalar(step)
-        .exp()
-        .mul_scalar(scale)
-        .reshape([1, 1, half]);
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (scale * (step * i as f64).exp()) as f32)
+        .collect();
+    let device = x.device();
+    if !device.is_autodiff() && super::simd::on_cpu(&device) {
+        return super::simd::sinusoidal_features(x, &freqs);
+    }
+    let x = x.detach();
+    let freqs = Tensor::<3>::from_data(TensorData::new(freqs, [1, 1, half]), &device);
     let angles = x.unsqueeze_dim::<3>(2) * freqs; // [batch, columns, half]
     Tensor::cat(vec![angles.clone().sin(), angles.cos()], 2).reshape([batch, columns * 2 * half])
 }

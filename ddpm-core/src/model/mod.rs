@@ -10,6 +10,7 @@
 mod embedding;
 mod gaussian;
 mod mlp;
+mod simd;
 mod unet;
 
 use burn::module::{Module, ModuleDisplay};
