@@ -16,6 +16,11 @@
 
 use std::time::Instant;
 
+/// burn's CPU backends allocate a buffer per op; glibc's malloc returns large ones to the kernel
+/// and faults them back in, which costs sampling on flex about 40% (README, "Speed").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ddpm_core::data::images::load_digits;
 use ddpm_core::model::UNet;
 use ddpm_core::pipeline::images::ImageExperimentConfig;

@@ -104,11 +104,20 @@ impl Backend {
             .collect()
     }
 
-    /// The backend a (non-autodiff) device belongs to, among those compiled in.
+    /// The backend a (non-autodiff) device belongs to, among those compiled in. Asking never
+    /// starts wgpu: a device can only be wgpu's if wgpu was started to make it.
     pub fn of(device: &Device) -> Option<Backend> {
-        Self::available()
-            .into_iter()
-            .find(|b| b.device().ok().as_ref() == Some(device))
+        Self::available().into_iter().find(|&b| {
+            let candidate = match b {
+                #[cfg(feature = "wgpu")]
+                Backend::Wgpu => WGPU_ADAPTER
+                    .get()
+                    .and_then(|r| r.as_ref().ok())
+                    .map(|(d, _)| d.clone()),
+                _ => b.device().ok(),
+            };
+            candidate.as_ref() == Some(device)
+        })
     }
 
     /// A short name for `device`: the backend's name, or the device's debug form.
@@ -155,6 +164,11 @@ impl Backend {
     }
 }
 
+/// The wgpu device and its adapter's description, or why there is none; set on first use.
+#[cfg(feature = "wgpu")]
+static WGPU_ADAPTER: std::sync::OnceLock<std::result::Result<(Device, String), String>> =
+    std::sync::OnceLock::new();
+
 /// The wgpu device on the adapter wgpu prefers (a discrete GPU first; a software driver such
 /// as Mesa's llvmpipe when nothing else is there) and a description of that adapter, or why
 /// there is none.
@@ -163,9 +177,7 @@ impl Backend {
 /// asks for the adapter up front, once per process, and turns its absence into an error.
 #[cfg(feature = "wgpu")]
 fn wgpu_adapter() -> Result<(Device, String)> {
-    use std::sync::OnceLock;
-    static ADAPTER: OnceLock<std::result::Result<(Device, String), String>> = OnceLock::new();
-    ADAPTER
+    WGPU_ADAPTER
         .get_or_init(|| {
             let (device, setup) = Device::wgpu_options()
                 .init_with_setup()

@@ -11,6 +11,11 @@ use ddpm_core::pipeline::{PipelineRun, run_and_save, sample_and_save};
 use ddpm_core::prelude::*;
 use ddpm_core::progress::ConsoleProgress;
 
+/// burn's CPU backends allocate a buffer per op; glibc's malloc returns large ones to the kernel
+/// and faults them back in, which costs sampling on flex about 40% (README, "Speed").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Train a DDPM on 2-D toy data, sample from it, and write the tutorial's figures,
 /// samples, metrics and resolved config into the output directory.
 ///

@@ -154,9 +154,11 @@ fn the_unet_forward_pass_and_a_training_step_match_flex() {
     let x = rng.normal_vec(16 * 64);
     let t = rng.timesteps(16, schedule.timesteps());
     let class: Vec<usize> = (0..16).map(|i| i % 11).collect();
-    let mut train_config = TrainConfig::default();
-    train_config.batch_size = 64;
-    train_config.epochs = 1;
+    let train_config = TrainConfig {
+        batch_size: 64,
+        epochs: 1,
+        ..TrainConfig::default()
+    };
     let run = |device: &Device| {
         let model = small_unet(device);
         let before = model
@@ -378,4 +380,15 @@ fn without_an_adapter_wgpu_fails_clearly_before_writing_anything() {
     assert!(stderr.contains("mesa-vulkan-drivers"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.exists(), "outputs written without an adapter");
+}
+
+#[test]
+fn the_wgpu_device_is_recognised_and_its_adapter_named() {
+    let device = wgpu();
+    assert_eq!(Backend::of(&device), Some(Backend::Wgpu));
+    assert_eq!(Backend::of(&flex()), Some(Backend::Flex));
+    assert_eq!(Backend::label(&device), "wgpu");
+    let adapter = Backend::Wgpu.hardware().unwrap();
+    eprintln!("adapter: {adapter}");
+    assert!(adapter.contains('('), "{adapter}");
 }

@@ -279,12 +279,7 @@ impl MlpDenoiser {
         let [batch, _] = x.dims();
         let device = x.device();
         let cfg = &self.config;
-        let x_features = match cfg.input_encoding {
-            InputEncoding::Sinusoidal => {
-                sinusoidal_embedding(x, cfg.embedding_size, cfg.input_scale)
-            }
-            InputEncoding::Raw => x,
-        };
+        let x_features = self.input_features(x);
         let weight = self.input.weight.val(); // [inputs, hidden]
         let [_, hidden] = weight.dims();
         let mut offset = x_features.dims()[1];
@@ -350,19 +345,25 @@ impl MlpDenoiser {
         time: Option<Tensor<2>>,
         class: Option<Tensor<2>>,
     ) -> Tensor<2> {
-        let cfg = &self.config;
-        let mut features = match cfg.input_encoding {
-            InputEncoding::Sinusoidal => {
-                vec![sinusoidal_embedding(x, cfg.embedding_size, cfg.input_scale)]
-            }
-            InputEncoding::Raw => vec![x],
-        };
+        let mut features = vec![self.input_features(x)];
         features.extend(time);
         features.extend(class);
-        let h = cfg
+        let h = self
+            .config
             .activation
             .apply(self.input.forward(Tensor::cat(features, 1)));
         self.hidden_and_output(h)
+    }
+
+    /// The x input: sinusoidal features of each coordinate, or the coordinates themselves.
+    fn input_features(&self, x: Tensor<2>) -> Tensor<2> {
+        let cfg = &self.config;
+        match cfg.input_encoding {
+            InputEncoding::Sinusoidal => {
+                sinusoidal_embedding(x, cfg.embedding_size, cfg.input_scale)
+            }
+            InputEncoding::Raw => x,
+        }
     }
 
     /// The residual blocks and the output layer, from the first hidden activations.
