@@ -6,26 +6,35 @@
 #   bash ddpm-core/benches/gpu.sh            # from the workspace root
 #   QUICK= bash ddpm-core/benches/gpu.sh     # full repeats instead of --quick
 #
-# It needs cargo and the crates (run `cargo fetch` once where crates.io is reachable, or
-# copy ~/.cargo/registry). It prints which adapter wgpu picked: on a machine where that says
-# llvmpipe, the figures are the software driver's, not a GPU's.
+# It needs cargo and the crates (run `cargo fetch` once where crates.io is reachable, or copy
+# ~/.cargo/registry). The tests and the benchmark print the adapter wgpu picked: where that
+# says llvmpipe (Cpu), the figures are Mesa's software driver's, not a GPU's. Exits non-zero
+# when a test fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 QUICK="${QUICK---quick}"
+LOG="${TMPDIR:-/tmp}/ddpm-gpu-check.log"
 OFFLINE=""
 cargo fetch --quiet 2>/dev/null || OFFLINE="--offline"
 
 echo "== machine"
-nproc; (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true)
-(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | grep -E "deviceName|driverName" || true)
+nproc
+(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true)
 
 echo "== build (release, features wgpu)"
 time cargo build $OFFLINE --release --features wgpu --tests --benches
 
-echo "== wgpu tests: agreement with flex, and learning"
-time cargo test $OFFLINE --release --features wgpu --test wgpu -- --nocapture --test-threads 1 2>&1 \
-  | grep -E "^(test |MLP|U-Net|DDPM|wgpu,|test result)" || true
+echo "== wgpu tests: agreement with flex, and learning (full log: $LOG)"
+set +e
+cargo test $OFFLINE --release --features wgpu --test wgpu -- --nocapture --test-threads 1 >"$LOG" 2>&1
+status=$?
+set -e
+grep -E "^(test |adapter|MLP|U-Net|DDPM|wgpu,|test result)" "$LOG" || true
+if [ "$status" -ne 0 ]; then
+  echo "wgpu tests FAILED (exit $status); see $LOG" >&2
+  exit "$status"
+fi
 
 echo "== throughput: wgpu, then flex"
 cargo bench $OFFLINE --features wgpu --bench throughput -- $QUICK --backend wgpu --backend flex 2>&1 \
-  | grep -vE "^(\s+Running|\s+Finished|\s+Compiling)"
+  | grep -vE "^\s+(Running|Finished|Compiling)"

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 /// burn's CPU backends allocate a buffer per op; glibc's malloc returns large ones to the kernel
 /// and faults them back in, which costs sampling on flex about 40% (README, "Speed").
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -213,6 +214,10 @@ fn main() {
                 continue;
             }
         };
+        println!(
+            "{name:<8} on {}",
+            backend.hardware().unwrap_or_else(|e| e.to_string())
+        );
         for (batch, steps) in [(128usize, 300usize), (1024, 60)] {
             let runs = repeat(repeats, |seed| {
                 train_steps_per_second(&device, batch, steps, seed)

@@ -105,7 +105,8 @@ impl Backend {
     }
 
     /// The backend a (non-autodiff) device belongs to, among those compiled in. Asking never
-    /// starts wgpu: a device can only be wgpu's if wgpu was started to make it.
+    /// starts wgpu: only the device [`Backend::device`] made is recognised as wgpu's (a wgpu
+    /// device made some other way gets `None`).
     pub fn of(device: &Device) -> Option<Backend> {
         Self::available().into_iter().find(|&b| {
             let candidate = match b {
@@ -113,7 +114,7 @@ impl Backend {
                 Backend::Wgpu => WGPU_ADAPTER
                     .get()
                     .and_then(|r| r.as_ref().ok())
-                    .map(|(d, _)| d.clone()),
+                    .map(|adapter| adapter.device.clone()),
                 _ => b.device().ok(),
             };
             candidate.as_ref() == Some(device)
@@ -131,8 +132,19 @@ impl Backend {
     pub fn hardware(self) -> Result<String> {
         match self {
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => wgpu_adapter().map(|(_, adapter)| adapter),
+            Backend::Wgpu => wgpu_adapter().map(|adapter| adapter.description),
             other => other.device().map(|_| "CPU".to_string()),
+        }
+    }
+
+    /// Whether this backend runs on a GPU: wgpu on a hardware adapter. `false` for the CPU
+    /// backends, and for wgpu on a software rasterizer (llvmpipe), which runs its shaders on the
+    /// CPU far slower than flex.
+    pub fn runs_on_gpu(self) -> bool {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => wgpu_adapter().is_ok_and(|adapter| !adapter.software),
+            _ => false,
         }
     }
 
@@ -157,44 +169,63 @@ impl Backend {
             // burn 0.22 deprecates ndarray; the tutorial still offers it
             Backend::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => wgpu_adapter().map(|(device, _)| device),
+            Backend::Wgpu => wgpu_adapter().map(|adapter| adapter.device),
             #[allow(unreachable_patterns)]
             other => Err(missing(other.name())),
         }
     }
 }
 
-/// The wgpu device and its adapter's description, or why there is none; set on first use.
+/// The adapter wgpu was started on: its device, a description, and whether it is a software
+/// rasterizer (a CPU); or why wgpu could not start. Set on first use.
 #[cfg(feature = "wgpu")]
-static WGPU_ADAPTER: std::sync::OnceLock<std::result::Result<(Device, String), String>> =
+#[derive(Clone)]
+struct WgpuAdapter {
+    device: Device,
+    description: String,
+    software: bool,
+}
+
+#[cfg(feature = "wgpu")]
+static WGPU_ADAPTER: std::sync::OnceLock<std::result::Result<WgpuAdapter, String>> =
     std::sync::OnceLock::new();
 
 /// The wgpu device on the adapter wgpu prefers (a discrete GPU first; a software driver such
-/// as Mesa's llvmpipe when nothing else is there) and a description of that adapter, or why
-/// there is none.
+/// as Mesa's llvmpipe when nothing else is there), or why there is none.
 ///
 /// burn's `Device::wgpu` is lazy and panics at the first tensor when no adapter exists; this
-/// asks for the adapter up front, once per process, and turns its absence into an error.
+/// asks for the adapter up front, once per process, and turns its absence into an error that
+/// says what to install. Other failures (say, wgpu already started elsewhere in the process
+/// with other options) keep burn's own message.
 #[cfg(feature = "wgpu")]
-fn wgpu_adapter() -> Result<(Device, String)> {
+fn wgpu_adapter() -> Result<WgpuAdapter> {
+    use burn::tensor::wgpu::{WgpuInitError, wgpu::DeviceType};
     WGPU_ADAPTER
         .get_or_init(|| {
-            let (device, setup) = Device::wgpu_options()
-                .init_with_setup()
-                .map_err(|e| e.to_string())?;
+            let (device, setup) =
+                Device::wgpu_options()
+                    .init_with_setup()
+                    .map_err(|e| match e {
+                        WgpuInitError::AdapterUnavailable { .. } => format!(
+                            "wgpu found no graphics adapter ({e}). Install your GPU's driver with \
+                         Vulkan (Linux, Windows), Metal (macOS) or DX12 (Windows); on Linux \
+                         without a GPU, `apt install mesa-vulkan-drivers` gives a software Vulkan \
+                         adapter (llvmpipe) that runs everything, about 15-20x slower than \
+                         `--backend flex`"
+                        ),
+                        other => format!("wgpu could not start: {other}"),
+                    })?;
             let info = setup.adapter.get_info();
-            let kind = format!("{:?}", info.device_type);
-            Ok((device, format!("{} ({kind}, {})", info.name, info.backend)))
+            Ok(WgpuAdapter {
+                device,
+                description: format!("{} ({:?}, {})", info.name, info.device_type, info.backend),
+                software: info.device_type == DeviceType::Cpu,
+            })
         })
         .clone()
-        .map_err(|cause| DdpmError::BackendUnavailable {
+        .map_err(|reason| DdpmError::BackendUnavailable {
             backend: "wgpu".to_string(),
-            reason: format!(
-                "wgpu found no usable graphics adapter ({cause}). Install your GPU's driver with \
-                 Vulkan (Linux, Windows), Metal (macOS) or DX12 (Windows); on Linux without a GPU, \
-                 `apt install mesa-vulkan-drivers` gives a software Vulkan adapter (llvmpipe) that \
-                 runs everything, about 15-20x slower than `--backend flex`"
-            ),
+            reason,
         })
 }
 

@@ -13,6 +13,7 @@ use ddpm_core::progress::ConsoleProgress;
 
 /// burn's CPU backends allocate a buffer per op; glibc's malloc returns large ones to the kernel
 /// and faults them back in, which costs sampling on flex about 40% (README, "Speed").
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -8,8 +8,9 @@
 //! The same tests run on a real GPU through `ddpm-core/benches/gpu.sh`.
 //!
 //! Tolerances: both backends compute in f32 but sum in different orders (tiled GPU matmuls,
-//! other reduction trees), so results differ by a few float roundings per layer. Each bound is
-//! relative to the largest magnitude compared. Measured on llvmpipe: forward passes 1.1e-6 to
+//! other reduction trees), and a GPU's sin and cos are less exact on large arguments (the x
+//! features reach ~100 rad), so results differ by a few float roundings per layer. Each bound is
+//! relative to the largest magnitude compared, and leaves room for a real GPU. Measured on llvmpipe: forward passes 1.1e-6 to
 //! 1.6e-6 (bound 1e-4); the loss of one step 2.3e-7 (1e-4); outputs after one Adam step 8.6e-7 to
 //! 1.5e-6 (1e-3); 100 DDPM steps 6.2e-7 and 20 guided DDIM steps 3.1e-7 (1e-3); the bound 1e-8
 //! (1e-4). A bug (a wrong op, a missed broadcast, a lost parameter update) moves them to 1e-2 or
@@ -58,7 +59,7 @@ fn ints(values: &[usize], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v, [values.len()]), device)
 }
 
-/// The default tutorial MLP, conditional on 3 classes so the class embedding is covered.
+/// The default tutorial MLP, conditional on 2 classes so the class embedding is covered.
 fn mlp_config() -> ExperimentConfig {
     let mut config = ExperimentConfig::default();
     config.data.dataset = DatasetKind::Moons;
@@ -376,7 +377,7 @@ fn without_an_adapter_wgpu_fails_clearly_before_writing_anything() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "ran without an adapter: {stderr}");
-    assert!(stderr.contains("no usable graphics adapter"), "{stderr}");
+    assert!(stderr.contains("no graphics adapter"), "{stderr}");
     assert!(stderr.contains("mesa-vulkan-drivers"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.exists(), "outputs written without an adapter");
@@ -391,4 +392,11 @@ fn the_wgpu_device_is_recognised_and_its_adapter_named() {
     let adapter = Backend::Wgpu.hardware().unwrap();
     eprintln!("adapter: {adapter}");
     assert!(adapter.contains('('), "{adapter}");
+    // a software rasterizer (llvmpipe in CI) is not a GPU; part 4's cell stays on flex then
+    assert_eq!(
+        Backend::Wgpu.runs_on_gpu(),
+        !adapter.contains("(Cpu,"),
+        "{adapter}"
+    );
+    assert!(!Backend::Flex.runs_on_gpu());
 }

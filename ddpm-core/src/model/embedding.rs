@@ -49,7 +49,7 @@ pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> 
         .map(|i| (scale * (step * i as f64).exp()) as f32)
         .collect();
     let device = x.device();
-    if !device.is_autodiff() && super::simd::on_cpu(&device) {
+    if super::simd::host_path(&device) {
         return super::simd::sinusoidal_features(x, &freqs);
     }
     let x = x.detach();
