@@ -54,16 +54,17 @@ fn repeat(repeats: usize, mut measure: impl FnMut(u64) -> f64) -> Vec<f64> {
     (0..repeats).map(|r| measure(r as u64)).collect()
 }
 
-/// Steps/s of `steps` optimizer steps at `batch`, the default config otherwise (EMA and
-/// gradient clipping on, as the tutorial trains).
-fn train_steps_per_second(device: &Device, batch: usize, steps: usize, seed: u64) -> f64 {
-    let mut config = ExperimentConfig::default();
-    config.train.batch_size = batch;
-    config.train.epochs = 1;
-    config.data.n_points = batch * steps;
+/// Trains the MLP of `config` on its data, with `seeds` (data, initial weights, training):
+/// the one setup every MLP row uses. Returns the trained model, its schedule and the seconds
+/// `train` took.
+fn train_mlp(
+    config: &ExperimentConfig,
+    device: &Device,
+    (data_seed, init_seed, train_seed): (u64, u64, u64),
+) -> (Trained, NoiseSchedule, f64) {
     let schedule = config.diffusion.init().expect("default schedule");
-    let data = config.data.init(seed);
-    let model = seeded(device, seed, || {
+    let data = config.data.init(data_seed);
+    let model = seeded(device, init_seed, || {
         config.model.init(schedule.timesteps(), device)
     });
     let started = Instant::now();
@@ -72,17 +73,27 @@ fn train_steps_per_second(device: &Device, batch: usize, steps: usize, seed: u64
         &schedule,
         &data,
         &config.train,
-        seed,
+        train_seed,
         device,
         &mut Silent,
     )
     .expect("training runs");
-    let seconds = started.elapsed().as_secs_f64();
+    (trained, schedule, started.elapsed().as_secs_f64())
+}
+
+/// Steps/s of `steps` optimizer steps at `batch`, the default config otherwise (EMA and
+/// gradient clipping on, as the tutorial trains).
+fn train_steps_per_second(device: &Device, batch: usize, steps: usize, seed: u64) -> f64 {
+    let mut config = ExperimentConfig::default();
+    config.train.batch_size = batch;
+    config.train.epochs = 1;
+    config.data.n_points = batch * steps;
+    let (trained, _, seconds) = train_mlp(&config, device, (seed, seed, seed));
     assert_eq!(trained.history.per_step.len(), steps);
     steps as f64 / seconds
 }
 
-/// The default MLP trained on the moons (8000 points, 20 epochs at batch 128: 1250 steps), the
+/// The default MLP trained on the moons (8000 points, 20 epochs at batch 128: 1260 steps), the
 /// model the sampling rows time. Untimed.
 fn trained_mlp(device: &Device) -> (MlpDenoiser, NoiseSchedule) {
     let mut config = ExperimentConfig::default();
@@ -90,21 +101,7 @@ fn trained_mlp(device: &Device) -> (MlpDenoiser, NoiseSchedule) {
     config.train.epochs = 20;
     config.train.batch_size = 128;
     let seeds = config.seeds();
-    let schedule = config.diffusion.init().expect("default schedule");
-    let data = config.data.init(seeds.data);
-    let model = seeded(device, seeds.init, || {
-        config.model.init(schedule.timesteps(), device)
-    });
-    let trained = train(
-        model,
-        &schedule,
-        &data,
-        &config.train,
-        seeds.train,
-        device,
-        &mut Silent,
-    )
-    .expect("training runs");
+    let (trained, schedule, _) = train_mlp(&config, device, (seeds.data, seeds.init, seeds.train));
     (trained.model, schedule)
 }
 

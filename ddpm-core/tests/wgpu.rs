@@ -160,15 +160,18 @@ fn the_unet_forward_pass_and_a_training_step_match_flex() {
         epochs: 1,
         ..TrainConfig::default()
     };
+    // the probe: the same noisy images, times and classes on either device
+    let predict = |model: &UNet, device: &Device| {
+        let out = model.denoise(
+            rows(x.clone(), 64, device),
+            ints(&t, device),
+            Some(ints(&class, device)),
+        );
+        values(out.value)
+    };
     let run = |device: &Device| {
         let model = small_unet(device);
-        let before = model
-            .denoise(
-                rows(x.clone(), 64, device),
-                ints(&t, device),
-                Some(ints(&class, device)),
-            )
-            .value;
+        let before = predict(&model, device);
         let trained = train(
             model,
             &schedule,
@@ -179,15 +182,11 @@ fn the_unet_forward_pass_and_a_training_step_match_flex() {
             &mut Silent,
         )
         .unwrap();
-        let after = trained
-            .model
-            .denoise(
-                rows(x.clone(), 64, device),
-                ints(&t, device),
-                Some(ints(&class, device)),
-            )
-            .value;
-        (values(before), trained.history.per_step, values(after))
+        (
+            before,
+            trained.history.per_step,
+            predict(&trained.model, device),
+        )
     };
     let (before_cpu, loss_cpu, after_cpu) = run(&flex());
     let (before_gpu, loss_gpu, after_gpu) = run(&wgpu());
