@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataConfig;
 use crate::model::DenoiserConfig;
-use crate::sampling::SamplingConfig;
+use crate::notebook::Table;
+use crate::sampling::{SamplerKind, SamplingConfig};
 use crate::schedule::ScheduleConfig;
 use crate::train::TrainConfig;
 use crate::{DdpmError, Result};
@@ -193,6 +194,64 @@ impl ExperimentConfig {
     /// TOML, for a user to edit.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises to TOML")
+    }
+
+    /// The knobs a learner turns, one line per section, to show in place of the whole TOML
+    /// ([`Self::to_toml`] has every field).
+    pub fn overview(&self) -> Table {
+        let (d, m, t, s) = (&self.diffusion, &self.model, &self.train, &self.sampling);
+        let scaled = if d.scale_to_timesteps && d.timesteps != 1000 {
+            format!(" (scaled by 1000/T = {:.3})", 1000.0 / d.timesteps as f64)
+        } else {
+            String::new()
+        };
+        let classes = match m.num_classes {
+            0 => String::new(),
+            k => format!(", {k} classes (label dropout {})", t.label_dropout),
+        };
+        let sampler = match s.method {
+            SamplerKind::Ddpm => format!("DDPM, {} variance", s.variance),
+            SamplerKind::Ddim => format!("DDIM, {} steps, eta {}", s.steps, s.eta),
+        };
+        let guidance = if m.num_classes > 0 {
+            format!(", guidance w = {}", s.guidance_scale)
+        } else {
+            String::new()
+        };
+        let mut table = Table::new(["section", "setting"]);
+        table.push([
+            "data".to_string(),
+            format!(
+                "{}, {} points; seed {}",
+                self.data.dataset, self.data.n_points, self.seed
+            ),
+        ]);
+        table.push([
+            "diffusion".to_string(),
+            format!(
+                "T = {}, {} schedule, beta {}..{}{scaled}",
+                d.timesteps, d.schedule, d.beta_start, d.beta_end
+            ),
+        ]);
+        table.push([
+            "model".to_string(),
+            format!(
+                "MLP {} wide x {} deep, {}, {} time embedding, predicts {}{classes}",
+                m.hidden_size, m.depth, m.activation, m.time_embedding, m.prediction
+            ),
+        ]);
+        table.push([
+            "train".to_string(),
+            format!(
+                "{} epochs, batch {}, learning rate {}, EMA decay {}",
+                t.epochs, t.batch_size, t.learning_rate, t.ema_decay
+            ),
+        ]);
+        table.push([
+            "sampling".to_string(),
+            format!("{} samples, {sampler}{guidance}", s.n_samples),
+        ]);
+        table
     }
 }
 

@@ -53,6 +53,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod points;
 pub mod progress;
+pub mod raster;
 pub mod rng;
 pub mod sampling;
 pub mod schedule;
@@ -241,9 +242,10 @@ pub mod prelude {
     };
     pub use crate::experiment::{Comparison, ExperimentName, run_experiment};
     pub use crate::loss::{
-        LossWeighting, NllBound, Objective, nll_bound, noise_prediction_loss, training_loss,
+        LossWeighting, NllBound, Objective, nll_bound, noise_prediction_loss, prior_term,
+        training_loss,
     };
-    pub use crate::metrics::{QualityReport, energy_distance, mmd_rbf};
+    pub use crate::metrics::{QualityReport, Verdict, energy_distance, mmd_rbf};
     pub use crate::model::{
         Activation, Denoise, Denoiser, DenoiserConfig, DenoiserOutput, InputEncoding, MlpDenoiser,
         ModelVariance, TimeEmbeddingKind,

@@ -354,6 +354,25 @@ impl NllBound {
     }
 }
 
+/// The prior term L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim, averaged over the rows of
+/// `x0`: how far the end of the forward chain is from the pure noise that sampling starts from.
+/// No parameter of the model changes it; it is near 0 only when alpha-bar_T is, and a schedule
+/// that leaves signal in x_T (few steps with unscaled betas) shows here.
+pub fn prior_term(schedule: &NoiseSchedule, x0: Tensor<2>) -> Result<f64> {
+    // q(x_T | x_0) = N(sqrt(ab_T) x_0, (1 - ab_T) I) against N(0, I).
+    let [n, _] = x0.dims();
+    let last = schedule.timesteps() - 1;
+    let mean_t = x0.clone().mul_scalar(schedule.sqrt_alpha_bar[last]);
+    let log_var_t = x0
+        .zeros_like()
+        .add_scalar((1.0 - schedule.alpha_bar[last]).ln());
+    let prior_kl = normal_kl(mean_t, log_var_t, x0.zeros_like(), x0.zeros_like())
+        .mean_dim(1)
+        .div_scalar(LN_2)
+        .reshape([n]);
+    mean_of(prior_kl, "the prior term", last)
+}
+
 /// The variational bound on the NLL of `points` under `model` (improved-diffusion's
 /// `calc_bpd_loop`): every timestep is visited once with a fresh noise draw from `seed`.
 ///
@@ -429,17 +448,7 @@ pub fn nll_bound_of<M: Denoise + ?Sized>(
         let term = vlb_terms(schedule, x0.clone(), x_t, &[t], x0_pred, log_var, decoder);
         per_step.push(mean_of(term, "the bound's term", t)?);
     }
-    // L_T: q(x_T | x_0) = N(sqrt(ab_T) x_0, (1 - ab_T) I) against N(0, I).
-    let last = schedule.timesteps() - 1;
-    let mean_t = x0.clone().mul_scalar(schedule.sqrt_alpha_bar[last]);
-    let log_var_t = x0
-        .zeros_like()
-        .add_scalar((1.0 - schedule.alpha_bar[last]).ln());
-    let prior_kl = normal_kl(mean_t, log_var_t, x0.zeros_like(), x0.zeros_like())
-        .mean_dim(1)
-        .div_scalar(LN_2)
-        .reshape([n]);
-    let prior = mean_of(prior_kl, "the prior term", last)?;
+    let prior = prior_term(schedule, x0)?;
     let decoder = per_step[0];
     let diffusion: f64 = per_step[1..].iter().sum();
     Ok(NllBound {

@@ -387,8 +387,8 @@ fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
         if !quiet {
             let r = &run.report;
             eprintln!(
-                "[{done}/{runs}] {label} (seed {seed}): ED {:.1}x floor, train {:.1} s, sample {:.2} s",
-                r.trained.energy_distance.ratio_to_floor(),
+                "[{done}/{runs}] {label} (seed {seed}): {}, train {:.1} s, sample {:.2} s",
+                r.trained.summary(),
                 r.timings.train_seconds,
                 r.timings.sample_seconds
             );
@@ -543,16 +543,13 @@ fn unchanged(out_dir: &Path) -> String {
 }
 
 fn report_quality(run: &PipelineRun, out_dir: &Path) {
-    let ed = run.report.trained.energy_distance;
     eprintln!(
-        "energy distance {:.4} (floor {:.4}, {:.1}x floor{})",
-        ed.value,
-        ed.floor,
-        ed.ratio_to_floor(),
+        "quality: {}{}",
+        run.report.trained.summary(),
         run.report
             .untrained
             .as_ref()
-            .map(|u| format!("; untrained {:.4}", u.energy_distance.value))
+            .map(|u| format!("; untrained: {}", u.summary()))
             .unwrap_or_default()
     );
     eprintln!("wrote figures and results to {}", out_dir.display());

@@ -30,10 +30,28 @@ fn emit(blocks: &[(&str, &str)]) {
 pub struct Svg(pub String);
 
 impl Svg {
-    /// Called by evcxr when a cell ends with an `Svg`: shown scaled to the cell's width
-    /// ([`Svg::responsive`]).
+    /// Called by evcxr when a cell ends with an `Svg`: the SVG scaled to the cell's width
+    /// ([`Svg::responsive`]), and beside it the same drawing as a PNG at twice the size
+    /// ([`Svg::to_png`]). JupyterLab shows the SVG in a trusted notebook and the PNG in an
+    /// untrusted one (a downloaded or cloned notebook shows no SVG at all); VS Code, static
+    /// renderers and GitHub show the PNG.
     pub fn evcxr_display(&self) {
-        emit(&[("image/svg+xml", &self.responsive())]);
+        let mut blocks = vec![("image/svg+xml", self.responsive())];
+        match self.to_png() {
+            Ok(png) => blocks.push((
+                "image/png",
+                base64::engine::general_purpose::STANDARD.encode(png),
+            )),
+            // The SVG alone still shows in a trusted notebook; say why the bitmap is missing.
+            Err(e) => eprintln!("no PNG beside this chart: {e}"),
+        }
+        let blocks: Vec<(&str, &str)> = blocks.iter().map(|(m, c)| (*m, c.as_str())).collect();
+        emit(&blocks);
+    }
+
+    /// The drawing as PNG bytes at [`crate::raster::PNG_SCALE`] times its size.
+    pub fn to_png(&self) -> crate::Result<Vec<u8>> {
+        crate::raster::svg_to_png(&self.0, crate::raster::PNG_SCALE)
     }
 
     /// The SVG with its fixed pixel size replaced by `width="100%"` and a `viewBox`, so that a
@@ -77,16 +95,26 @@ impl Svg {
     }
 }
 
-/// A GIF animation, shown inline as `image/gif` (base64, as Jupyter carries binary images).
+/// A GIF animation, shown inline as an HTML `<img>` with the GIF in a data URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gif(pub Vec<u8>);
 
 impl Gif {
-    /// Called by evcxr when a cell ends with a `Gif`.
+    /// Called by evcxr when a cell ends with a `Gif`. The animation travels as `text/html`
+    /// rather than `image/gif`: JupyterLab shows it trusted or not, and static renderers
+    /// (nbconvert, and the tools built on it) animate it too, where a bare `image/gif` output
+    /// shows as the words "GIF animation" (jupyter/nbconvert#2270).
     pub fn evcxr_display(&self) {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.0);
         let summary = format!("GIF animation, {} bytes", self.0.len());
-        emit(&[("image/gif", &encoded), ("text/plain", &summary)]);
+        emit(&[("text/html", &self.to_html()), ("text/plain", &summary)]);
+    }
+
+    /// An `<img>` tag that shows the animation at its own size, or narrower in a narrow cell.
+    pub fn to_html(&self) -> String {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.0);
+        format!(
+            "<img src=\"data:image/gif;base64,{encoded}\" alt=\"animation\" style=\"max-width: 100%\">"
+        )
     }
 
     /// The encoded GIF.

@@ -209,6 +209,14 @@ pub struct RunSummary {
     pub mmd: f64,
     /// Its floor.
     pub mmd_floor: f64,
+    /// The leave-one-out 1-NN two-sample accuracy against a held-out draw (0.5 = real).
+    pub nn1_accuracy: f64,
+    /// The same between two draws of the data.
+    pub nn1_accuracy_floor: f64,
+    /// k-NN precision: the share of samples where real data lies.
+    pub precision: f64,
+    /// k-NN recall: the share of real data the samples cover.
+    pub recall: f64,
     /// Mean loss of the last epoch.
     pub final_loss: f32,
     /// Training wall time (of the model this run shares, if it shares one).
@@ -281,8 +289,9 @@ pub struct ExperimentReport {
 }
 
 impl ExperimentReport {
-    /// One row per variant: energy distance (mean ± sd over the seeds), energy distance and MMD
-    /// as multiples of their floors, and wall times.
+    /// One row per variant: the 1-NN accuracy, precision and recall (local structure), the
+    /// energy distance (mean ± sd over the seeds), energy distance and MMD as multiples of their
+    /// floors (global shape), and wall times.
     ///
     /// A multiple of the floor is the mean metric over the mean floor: the floor (two draws of
     /// real data) varies from seed to seed, so averaging per-seed ratios would mostly measure
@@ -298,6 +307,9 @@ impl ExperimentReport {
         };
         let mut headers = vec![
             "variant".to_string(),
+            "1-NN acc. (0.5 = real)".into(),
+            "precision".into(),
+            "recall".into(),
             "energy distance".into(),
             "ED / floor".into(),
             "MMD^2 / floor".into(),
@@ -318,6 +330,9 @@ impl ExperimentReport {
             let mmd_ratio = mean(|r| r.mmd) / mean(|r| r.mmd_floor);
             let mut row = vec![
                 v.label.clone(),
+                pm(v.mean_sd(|r| r.nn1_accuracy), 3),
+                pm(v.mean_sd(|r| r.precision), 3),
+                pm(v.mean_sd(|r| r.recall), 3),
                 pm(v.mean_sd(|r| r.energy_distance), 5),
                 format!("{ed_ratio:.1}"),
                 format!("{mmd_ratio:.1}"),
@@ -440,6 +455,10 @@ pub fn run_experiment(
                 energy_distance_floor: r.trained.energy_distance.floor,
                 mmd: r.trained.mmd_rbf.value,
                 mmd_floor: r.trained.mmd_rbf.floor,
+                nn1_accuracy: r.trained.nn1_accuracy.value,
+                nn1_accuracy_floor: r.trained.nn1_accuracy.floor,
+                precision: r.trained.precision.value,
+                recall: r.trained.recall.value,
                 final_loss: r.final_loss,
                 train_seconds: r.timings.train_seconds,
                 shared_training,
@@ -535,6 +554,10 @@ mod tests {
             energy_distance_floor: 1.0,
             mmd: 0.0,
             mmd_floor: 1.0,
+            nn1_accuracy: 0.5,
+            nn1_accuracy_floor: 0.5,
+            precision: 1.0,
+            recall: 1.0,
             final_loss: 0.0,
             train_seconds: 0.0,
             shared_training: false,
@@ -566,7 +589,11 @@ mod tests {
             comparison: None,
         };
         let table = report.table();
-        assert_eq!(table.rows[0][1], "2.00000 ± 0.00000");
-        assert_eq!(table.rows[0][2], "1.0");
+        let column = |name: &str| table.headers.iter().position(|h| h == name).unwrap();
+        assert_eq!(
+            table.rows[0][column("energy distance")],
+            "2.00000 ± 0.00000"
+        );
+        assert_eq!(table.rows[0][column("ED / floor")], "1.0");
     }
 }

@@ -130,14 +130,19 @@ impl Comparison {
             if !one_dataset {
                 panels.push(data_panel(run));
             }
-            let ed = &run.report.trained.energy_distance;
+            let quality = &run.report.trained;
             let color = if one_dataset {
                 PALETTE[(i + 1) % PALETTE.len()]
             } else {
                 GENERATED
             };
             panels.push(Panel::new(
-                format!("{label}: ED {:.1}x floor", ed.ratio_to_floor()),
+                format!(
+                    "{label}: 1-NN {:.2} {}, ED {:.1}x",
+                    quality.nn1_accuracy.value,
+                    quality.verdict(),
+                    quality.energy_distance.ratio_to_floor(),
+                ),
                 run.output.samples.clone(),
                 color,
             ));
@@ -158,6 +163,9 @@ impl Comparison {
     pub fn table(&self) -> Table {
         let mut table = Table::new([
             "run",
+            "1-NN acc. (0.5 = real)",
+            "precision",
+            "recall",
             "energy distance",
             "x floor",
             "MMD^2",
@@ -173,8 +181,12 @@ impl Comparison {
             } else {
                 format!("{:.1}", r.timings.train_seconds)
             };
+            let label = format!("{label} ({})", r.trained.verdict());
             table.push([
-                label.clone(),
+                label,
+                format!("{:.3}", r.trained.nn1_accuracy.value),
+                format!("{:.3}", r.trained.precision.value),
+                format!("{:.3}", r.trained.recall.value),
                 format!("{:.5}", r.trained.energy_distance.value),
                 format!("{:.1}", r.trained.energy_distance.ratio_to_floor()),
                 format!("{:.5}", r.trained.mmd_rbf.value),
@@ -231,7 +243,8 @@ mod tests {
         assert_eq!(longer.report.history.per_epoch.len(), 4);
         assert_eq!(ddpm.report.backend, crate::Backend::default_cpu().name());
         let table = comparison.table();
-        assert_eq!(table.rows[1][6], "(shared)");
-        assert_ne!(table.rows[2][6], "(shared)");
+        let train_s = table.headers.iter().position(|h| h == "train s").unwrap();
+        assert_eq!(table.rows[1][train_s], "(shared)");
+        assert_ne!(table.rows[2][train_s], "(shared)");
     }
 }

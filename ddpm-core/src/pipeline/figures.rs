@@ -277,11 +277,7 @@ impl PipelineRun {
                     title: if f.t == 0 {
                         "t = 0 (data)".to_string()
                     } else {
-                        format!(
-                            "t = {}  alpha-bar = {:.3}",
-                            f.t,
-                            schedule.alpha_bar[f.t - 1]
-                        )
+                        format!("t = {}: alpha-bar {:.3}", f.t, schedule.alpha_bar[f.t - 1])
                     },
                     points: f.points,
                     color: REAL,
@@ -341,20 +337,23 @@ impl PipelineRun {
         Ok(&self.output.trajectory)
     }
 
-    /// `real_vs_generated.png`: the data beside the samples, with the energy distance, its floor
-    /// and the untrained baseline in the title.
+    /// `real_vs_generated.png`: the data beside the samples, with the 1-NN accuracy against its
+    /// floor, the energy distance in floors, and the untrained baseline's in the title.
     pub fn real_vs_generated(&self) -> ScatterPanels {
         let shown = self.shown_data();
-        let ed = &self.report.trained.energy_distance;
         let baseline = match &self.report.untrained {
-            Some(u) => format!(", untrained {:.4}", u.energy_distance.value),
+            Some(u) => format!(
+                "; untrained: 1-NN acc. {:.2}, ED {:.0}x floor",
+                u.nn1_accuracy.value,
+                u.energy_distance.ratio_to_floor()
+            ),
             None => String::new(),
         };
         ScatterPanels {
             name: "real_vs_generated",
             title: format!(
-                "Real vs generated: energy distance {:.4} (floor {:.4}{baseline})",
-                ed.value, ed.floor
+                "Real vs generated: {}{baseline}",
+                self.report.trained.summary()
             ),
             panels: vec![
                 Panel {
@@ -389,10 +388,15 @@ impl PipelineRun {
         }
     }
 
-    /// The quality metrics of the trained and the untrained model beside their floors.
+    /// The quality metrics of the trained and the untrained model beside their floors: local
+    /// structure (1-NN accuracy, precision, recall) first, then global shape (energy distance and
+    /// MMD, as multiples of their floors).
     pub fn quality_table(&self) -> Table {
         let mut table = Table::new([
             "model",
+            "1-NN accuracy (0.5 = real)",
+            "precision",
+            "recall",
             "energy distance",
             "x floor",
             "MMD^2 (RBF)",
@@ -404,15 +408,22 @@ impl PipelineRun {
         ];
         for (name, q) in reports.into_iter().flatten() {
             table.push([
-                name.to_string(),
+                format!("{name} ({})", q.verdict()),
+                format!("{:.3}", q.nn1_accuracy.value),
+                format!("{:.3}", q.precision.value),
+                format!("{:.3}", q.recall.value),
                 format!("{:.5}", q.energy_distance.value),
                 format!("{:.1}", q.energy_distance.ratio_to_floor()),
                 format!("{:.5}", q.mmd_rbf.value),
                 format!("{:.1}", q.mmd_rbf.ratio_to_floor()),
             ]);
         }
+        let floor = &self.report.trained;
         table.push([
             "floor (real vs real)".to_string(),
+            format!("{:.3}", floor.nn1_accuracy.floor),
+            format!("{:.3}", floor.precision.floor),
+            format!("{:.3}", floor.recall.floor),
             format!("{:.5}", self.report.trained.energy_distance.floor),
             "1.0".into(),
             format!("{:.5}", self.report.trained.mmd_rbf.floor),

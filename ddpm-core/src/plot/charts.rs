@@ -3,6 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::layout::{self, CAPTION_SIZE, LABEL_SIZE, PanelFigure};
 use super::{Animation, Chart, DrawResult, FAMILY};
 
 /// Colour of real data (matplotlib's first colour).
@@ -18,12 +19,6 @@ pub const PALETTE: [RGBColor; 6] = [
     CLASS_COLORS[4],
     CLASS_COLORS[5],
 ];
-
-// Text sizes in chart pixels. Notebooks show a chart scaled to the cell's width (about 0.55x
-// for the widest charts in an 850 px cell), so these are large enough to stay readable there.
-pub(crate) const TITLE_SIZE: u32 = 26;
-pub(crate) const CAPTION_SIZE: u32 = 20;
-pub(crate) const LABEL_SIZE: u32 = 17;
 
 /// A square plotting window `[-half, half]^2` shared by panels so they can be compared.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,31 +135,78 @@ impl ScatterPanels {
     }
 }
 
+/// The smallest side a scatter panel shrinks to before a grid wraps into more rows.
+const MIN_PANEL: u32 = 200;
+
+impl Panel {
+    /// How many of the points lie outside `bounds` (drawn clamped to the frame's edge).
+    pub fn outside(&self, bounds: Bounds) -> usize {
+        self.points.iter().filter(|p| !bounds.contains(**p)).count()
+    }
+
+    /// The caption as drawn: the title, and how many points lie outside the window when they
+    /// are more than 1 % of them (a noise cloud's far tail is not worth a line; a run that
+    /// scattered its samples is).
+    pub fn caption(&self, bounds: Bounds) -> String {
+        let n = self.outside(bounds);
+        if n * 100 > self.points.len() {
+            format!(
+                "{} ({n} of {} outside, at the edge)",
+                self.title,
+                self.points.len()
+            )
+        } else {
+            self.title.clone()
+        }
+    }
+}
+
+impl Bounds {
+    /// Whether `p` lies in the window.
+    pub fn contains(&self, p: [f32; 2]) -> bool {
+        p[0].abs() <= self.half && p[1].abs() <= self.half
+    }
+
+    /// `p` moved onto the window's edge if it lies outside (a non-finite coordinate goes to 0).
+    pub fn clamp(&self, p: [f32; 2]) -> [f32; 2] {
+        let c = |v: f32| {
+            if v.is_nan() {
+                0.0
+            } else {
+                v.clamp(-self.half, self.half)
+            }
+        };
+        [c(p[0]), c(p[1])]
+    }
+}
+
 fn scatter_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
     bounds: Bounds,
+    caption_height: u32,
 ) -> DrawResult<DB> {
     let color_of = |i: usize| match panel.labels.get(i) {
         Some(&class) => CLASS_COLORS[class % CLASS_COLORS.len()],
         None => panel.color,
     };
-    scatter(area, &panel.title, &panel.points, color_of, bounds)
+    let plot = layout::draw_heading(area, &panel.caption(bounds), CAPTION_SIZE, caption_height)?;
+    scatter(&plot, &panel.points, color_of, bounds)
 }
 
-/// One scatter plot of `points`, point `i` in `color_of(i)`.
+/// One scatter plot of `points`, point `i` in `color_of(i)`. Points outside `bounds` are drawn
+/// on the frame's edge, so that a run that scattered them is seen to have failed.
 fn scatter<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    title: &str,
     points: &[[f32; 2]],
     color_of: impl Fn(usize) -> RGBColor,
     bounds: Bounds,
 ) -> DrawResult<DB> {
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FAMILY, CAPTION_SIZE))
-        .margin(8)
-        .x_label_area_size(34)
-        .y_label_area_size(46)
+        .margin(layout::PANEL_MARGIN)
+        .margin_top(0)
+        .x_label_area_size(layout::X_LABEL_AREA)
+        .y_label_area_size(layout::Y_LABEL_AREA)
         .build_cartesian_2d(bounds.range(), bounds.range())?;
     chart
         .configure_mesh()
@@ -173,14 +215,25 @@ fn scatter<DB: DrawingBackend>(
         .x_labels(5)
         .y_labels(5)
         .draw()?;
-    chart.draw_series(
-        points
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p[0].abs() <= bounds.half && p[1].abs() <= bounds.half)
-            .map(|(i, p)| Circle::new((p[0], p[1]), 2, color_of(i).mix(0.45).filled())),
-    )?;
+    chart.draw_series(points.iter().enumerate().map(|(i, &p)| {
+        let [x, y] = bounds.clamp(p);
+        Circle::new((x, y), 2, color_of(i).mix(0.45).filled())
+    }))?;
     Ok(())
+}
+
+impl ScatterPanels {
+    /// The figure's layout: at most [`layout::MAX_CHART_WIDTH`] wide, captions wrapped.
+    pub fn layout(&self) -> PanelFigure {
+        let captions: Vec<String> = self.panels.iter().map(|p| p.caption(self.bounds)).collect();
+        PanelFigure::new(
+            &self.title,
+            &captions,
+            self.columns,
+            self.panel_size,
+            MIN_PANEL.min(self.panel_size),
+        )
+    }
 }
 
 impl Chart for ScatterPanels {
@@ -189,20 +242,13 @@ impl Chart for ScatterPanels {
     }
 
     fn size(&self) -> (u32, u32) {
-        let columns = self.columns.max(1);
-        let rows = self.panels.len().div_ceil(columns).max(1);
-        (
-            columns as u32 * self.panel_size,
-            rows as u32 * self.panel_size + 40,
-        )
+        self.layout().size()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled(&self.title, (FAMILY, TITLE_SIZE))?;
-        let columns = self.columns.max(1);
-        let rows = self.panels.len().div_ceil(columns).max(1);
-        for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&self.panels) {
-            scatter_panel(area, panel, self.bounds)?;
+        let cells = self.layout().cells(root, &self.title)?;
+        for ((area, caption_height), panel) in cells.iter().zip(&self.panels) {
+            scatter_panel(area, panel, self.bounds, *caption_height)?;
         }
         Ok(())
     }
@@ -255,8 +301,8 @@ impl Chart for LossCurve {
         };
         let lo = finite().fold(f32::INFINITY, f32::min).min(1.0) * 0.8;
         let hi = finite().fold(0.0f32, f32::max).max(lo * 10.0) * 1.2;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FAMILY, TITLE_SIZE))
+        let area = layout::titled(root, &self.title)?;
+        let mut chart = ChartBuilder::on(&area)
             .margin(12)
             .x_label_area_size(55)
             .y_label_area_size(75)
@@ -354,9 +400,20 @@ pub struct ScheduleChart {
 }
 
 /// One panel of curves over the timestep; value `i` of each curve is drawn at `t = first_t + i`.
+/// The height of the caption block over curve panels `width` wide with these titles: the
+/// tallest wrapped title, so panels side by side keep their plots aligned.
+fn curve_caption_height<'a>(titles: impl IntoIterator<Item = &'a str>, width: u32) -> u32 {
+    titles
+        .into_iter()
+        .map(|t| layout::wrapped_height(t, CAPTION_SIZE + 2, width))
+        .max()
+        .unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn curve_panel<DB: DrawingBackend, Y>(
     area: &DrawingArea<DB, Shift>,
-    title: &str,
+    (title, caption_height): (&str, u32),
     y_desc: &str,
     curves: &[(String, &[f64])],
     first_t: usize,
@@ -368,9 +425,10 @@ where
     Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     let t_max = (curves.iter().map(|(_, v)| v.len()).max().unwrap_or(1) + first_t) as f64;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FAMILY, CAPTION_SIZE + 2))
+    let plot = layout::draw_heading(area, title, CAPTION_SIZE + 2, caption_height)?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(10)
+        .margin_top(0)
         .x_label_area_size(52)
         .y_label_area_size(72)
         .build_cartesian_2d(0f64..t_max, y_range)?;
@@ -430,12 +488,18 @@ impl Chart for ScheduleChart {
     }
 
     fn size(&self) -> (u32, u32) {
-        (1350, 460)
+        (layout::MAX_CHART_WIDTH, 460)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled("Noise schedules", (FAMILY, TITLE_SIZE))?;
+        let root = layout::titled(root, "Noise schedules")?;
         let areas = root.split_evenly((1, 3));
+        const TITLES: [&str; 3] = [
+            "beta_t: noise added at step t (log)",
+            "alpha-bar_t: signal kept in x_t",
+            "log SNR(t) = log(alpha-bar / (1 - alpha-bar))",
+        ];
+        let caption = curve_caption_height(TITLES, areas[0].dim_in_pixel().0);
         let pick = |f: fn(&ScheduleCurve) -> &[f64]| -> Vec<(String, &[f64])> {
             self.curves.iter().map(|c| (c.name.clone(), f(c))).collect()
         };
@@ -449,7 +513,7 @@ impl Chart for ScheduleChart {
         let beta_range = (smallest * 0.5..1.5).log_scale();
         curve_panel(
             &areas[0],
-            "beta_t: noise added at step t (log)",
+            (TITLES[0], caption),
             "beta_t",
             &betas,
             1,
@@ -458,7 +522,7 @@ impl Chart for ScheduleChart {
         )?;
         curve_panel(
             &areas[1],
-            "alpha-bar_t: signal kept in x_t",
+            (TITLES[1], caption),
             "alpha-bar_t",
             &pick(|c| &c.alpha_bar),
             1,
@@ -469,7 +533,7 @@ impl Chart for ScheduleChart {
         let snr_range = range_of(snr.iter().map(|(_, v)| *v));
         curve_panel(
             &areas[2],
-            "log SNR(t) = log alpha-bar / (1 - alpha-bar)",
+            (TITLES[2], caption),
             "log SNR",
             &snr,
             1,
@@ -520,9 +584,10 @@ impl Chart for TimestepCurves {
             .iter()
             .map(|(n, v)| (n.clone(), v.as_slice()))
             .collect();
+        let caption = curve_caption_height([self.title.as_str()], root.dim_in_pixel().0);
         curve_panel(
             root,
-            &self.title,
+            (&self.title, caption),
             &self.y_desc,
             &refs,
             self.first_t,
@@ -577,14 +642,11 @@ impl Chart for Marginals {
     }
 
     fn size(&self) -> (u32, u32) {
-        (1100, 460)
+        (layout::MAX_CHART_WIDTH, 460)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled(
-            "Marginal distributions: real vs generated",
-            (FAMILY, TITLE_SIZE),
-        )?;
+        let root = layout::titled(root, "Marginal distributions: real vs generated")?;
         let bounds = Bounds::covering(&self.real, 1.0);
         let range = (-bounds.half, bounds.half);
         for (axis, area) in root.split_evenly((1, 2)).iter().enumerate() {
@@ -681,7 +743,8 @@ impl Animation for TrajectoryAnimation {
             return Ok(());
         };
         let title = format!("Reverse process: x_t at t = {t}");
-        scatter(root, &title, points, |_| GENERATED, self.bounds)
+        let plot = layout::titled(root, &title)?;
+        scatter(&plot, points, |_| GENERATED, self.bounds)
     }
 }
 

@@ -3,7 +3,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::charts::{Bounds, CAPTION_SIZE, GENERATED, LABEL_SIZE, REAL, TITLE_SIZE};
+use super::charts::{Bounds, REAL};
+use super::layout::{self, CAPTION_SIZE, LABEL_SIZE, PanelFigure};
 use super::{Chart, DrawResult, FAMILY};
 
 /// One arrow of a vector field: where it starts and where it points (in data units).
@@ -27,7 +28,8 @@ pub struct FieldPanel {
 /// Vector fields over the plane, one panel each, over faint background points (e.g. the data).
 /// Arrows are scaled per panel so that the median length spans half a grid cell, and capped at
 /// one cell: fields like a score, huge far from the data and small on it, keep their directions
-/// readable everywhere.
+/// readable everywhere. The magnitude the cap hides is shown by colour: from light (a tenth of
+/// the panel's median or less) to dark (ten times it or more), on a log scale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorField {
     /// Title over the figure.
@@ -43,6 +45,16 @@ pub struct VectorField {
 }
 
 const PANEL: u32 = 380;
+/// The smallest side a field panel shrinks to before the grid wraps.
+const MIN_PANEL: u32 = 300;
+
+/// The arrow colour for a length `ratio` times the panel's median: light orange at 1/10 or less
+/// through to dark red at 10x or more, on a log scale.
+fn magnitude_color(ratio: f32) -> RGBColor {
+    let f = ((ratio.max(1e-6).log10() + 1.0) / 2.0).clamp(0.0, 1.0);
+    let mix = |a: f32, b: f32| (a + (b - a) * f).round() as u8;
+    RGBColor(mix(253.0, 127.0), mix(174.0, 0.0), mix(97.0, 0.0))
+}
 
 /// Spacing of a regular grid of arrows (the smallest gap between distinct bases).
 fn grid_spacing(arrows: &[Arrow], fallback: f32) -> f32 {
@@ -61,13 +73,15 @@ fn field_panel<DB: DrawingBackend>(
     panel: &FieldPanel,
     background: &[[f32; 2]],
     bounds: Bounds,
+    caption_height: u32,
 ) -> DrawResult<DB> {
     let range = -bounds.half..bounds.half;
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FAMILY, CAPTION_SIZE))
-        .margin(8)
-        .x_label_area_size(34)
-        .y_label_area_size(46)
+    let plot = layout::draw_heading(area, &panel.title, CAPTION_SIZE, caption_height)?;
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(layout::PANEL_MARGIN)
+        .margin_top(0)
+        .x_label_area_size(layout::X_LABEL_AREA)
+        .y_label_area_size(layout::Y_LABEL_AREA)
         .build_cartesian_2d(range.clone(), range)?;
     chart
         .configure_mesh()
@@ -94,18 +108,18 @@ fn field_panel<DB: DrawingBackend>(
     let median = lengths[lengths.len() / 2];
     let cell = grid_spacing(&panel.arrows, bounds.half / 5.0);
     let scale = 0.5 * cell / median;
-    let style = GENERATED.mix(0.9).stroke_width(1);
     for a in &panel.arrows {
         let length = a.direction[0].hypot(a.direction[1]);
         if !(length.is_finite() && length > 0.0) {
             continue;
         }
+        let style = magnitude_color(length / median).stroke_width(2);
         let shrink = (length * scale).min(0.9 * cell) / length;
         let (dx, dy) = (a.direction[0] * shrink, a.direction[1] * shrink);
         let tip = (a.at[0] + dx, a.at[1] + dy);
-        // The head: two strokes at +-25 degrees back from the tip, a third of the shaft long.
-        let (c, s) = (0.906f32, 0.423f32);
-        let (bx, by) = (-dx / 3.0, -dy / 3.0);
+        // The head: two strokes at +-28 degrees back from the tip, 40 % of the shaft long.
+        let (c, s) = (0.883f32, 0.469f32);
+        let (bx, by) = (-dx * 0.4, -dy * 0.4);
         let left = (tip.0 + c * bx - s * by, tip.1 + s * bx + c * by);
         let right = (tip.0 + c * bx + s * by, tip.1 - s * bx + c * by);
         chart.draw_series(std::iter::once(PathElement::new(
@@ -120,23 +134,27 @@ fn field_panel<DB: DrawingBackend>(
     Ok(())
 }
 
+impl VectorField {
+    /// The figure's layout: at most [`layout::MAX_CHART_WIDTH`] wide, captions wrapped.
+    pub fn layout(&self) -> PanelFigure {
+        let captions: Vec<String> = self.panels.iter().map(|p| p.title.clone()).collect();
+        PanelFigure::new(&self.title, &captions, self.columns, PANEL, MIN_PANEL)
+    }
+}
+
 impl Chart for VectorField {
     fn name(&self) -> &'static str {
         "vector_field"
     }
 
     fn size(&self) -> (u32, u32) {
-        let columns = self.columns.max(1);
-        let rows = self.panels.len().div_ceil(columns).max(1);
-        (columns as u32 * PANEL, rows as u32 * PANEL + 40)
+        self.layout().size()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled(&self.title, (FAMILY, TITLE_SIZE))?;
-        let columns = self.columns.max(1);
-        let rows = self.panels.len().div_ceil(columns).max(1);
-        for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&self.panels) {
-            field_panel(area, panel, &self.background, self.bounds)?;
+        let cells = self.layout().cells(root, &self.title)?;
+        for ((area, caption_height), panel) in cells.iter().zip(&self.panels) {
+            field_panel(area, panel, &self.background, self.bounds, *caption_height)?;
         }
         Ok(())
     }
@@ -191,8 +209,8 @@ impl Chart for Heatmap {
             .fold(0.0f32, f32::max)
             .max(1e-12);
         let labels = self.row_labels.clone();
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, (FAMILY, TITLE_SIZE))
+        let area = layout::titled(root, &self.title)?;
+        let mut chart = ChartBuilder::on(&area)
             .margin(12)
             .x_label_area_size(52)
             .y_label_area_size(75)
