@@ -242,8 +242,8 @@ pub mod prelude {
     };
     pub use crate::experiment::{Comparison, ExperimentName, run_experiment};
     pub use crate::loss::{
-        LossWeighting, NllBound, Objective, nll_bound, noise_prediction_loss, prior_term,
-        training_loss,
+        LossWeighting, NllBound, Objective, eps_error_by_timestep, eps_error_chart, nll_bound,
+        noise_prediction_loss, prior_term, training_loss,
     };
     pub use crate::metrics::{QualityReport, Verdict, energy_distance, mmd_rbf};
     pub use crate::model::{

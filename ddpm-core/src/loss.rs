@@ -352,6 +352,77 @@ impl NllBound {
             first_t: 2,
         }
     }
+
+    /// The KL terms summed from step 2 up to each t, on a log scale: each curve climbs to the
+    /// bound's diffusion part at t = T, and where two variances part ways shows as a widening
+    /// gap, which the per-step chart spreads over many small differences.
+    pub fn cumulative_chart(bounds: &[(&str, &NllBound)]) -> TimestepCurves {
+        TimestepCurves {
+            title: "Likelihood bound: KL terms summed from t = 2 up to t".into(),
+            y_desc: "sum of KL terms, bits/dim".into(),
+            curves: bounds
+                .iter()
+                .map(|(label, b)| {
+                    let running = b.per_step[1..].iter().scan(0.0, |sum, v| {
+                        *sum += v;
+                        Some(*sum)
+                    });
+                    (label.to_string(), running.collect())
+                })
+                .collect(),
+            first_t: 2,
+        }
+    }
+}
+
+/// The noise-prediction error at every timestep: the mean over `points` of
+/// `|eps_theta(x_t, t) - eps|^2 / D` (each point noised once per t, the noise drawn from `seed`),
+/// for t = 1..=T. Whatever the model predicts (eps, x_0 or v), its output is converted to the
+/// eps it implies, so models of different targets compare on one scale.
+///
+/// This is L_simple taken apart by t: training draws t uniformly, so the loss curve is the mean
+/// of these values, and where they are large is where the model's capacity goes. In x_0 terms
+/// the error at t is this one over SNR(t) (`|x_0 - x0_theta|^2 = |eps - eps_theta|^2 / SNR`),
+/// which is why min-SNR weighting changes the balance between the ends.
+pub fn eps_error_by_timestep<M: Denoise + ?Sized>(
+    model: &M,
+    schedule: &NoiseSchedule,
+    points: &[[f32; 2]],
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    if points.is_empty() {
+        return Err(DdpmError::InvalidInput {
+            field: "points",
+            message: "need at least one point".into(),
+        });
+    }
+    let x0 = from_points(points, device);
+    let [n, width] = x0.dims();
+    let mut rng = NoiseSource::new(seed);
+    (0..schedule.timesteps())
+        .map(|t| {
+            let eps = rng.normal([n, width], device);
+            let x_t = q_sample(schedule, x0.clone(), &[t], eps.clone());
+            let out = model.denoise_at(x_t.clone(), t, None);
+            let (_, eps_pred) = out.target.to_x0_and_eps(schedule, x_t, &[t], out.value);
+            let error = (eps_pred - eps).powi_scalar(2).mean_dim(1).reshape([n]);
+            mean_of(error, "the noise-prediction error", t)
+        })
+        .collect()
+}
+
+/// [`eps_error_by_timestep`] curves as a chart over t, on a log scale.
+pub fn eps_error_chart(curves: &[(&str, &[f64])]) -> TimestepCurves {
+    TimestepCurves {
+        title: "Noise-prediction error |eps_theta - eps|^2 per dimension, by timestep".into(),
+        y_desc: "error (log scale)".into(),
+        curves: curves
+            .iter()
+            .map(|(label, v)| (label.to_string(), v.to_vec()))
+            .collect(),
+        first_t: 1,
+    }
 }
 
 /// The prior term L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim, averaged over the rows of
@@ -746,5 +817,43 @@ mod tests {
         assert!((own.bits_per_dim - fixed.bits_per_dim).abs() > 1e-6);
         let err = nll_bound(&model, &schedule, &[], Some(small), 0, &device).unwrap_err();
         assert!(err.to_string().contains("points"), "{err}");
+    }
+
+    #[test]
+    fn eps_error_of_the_exact_denoiser_matches_its_closed_form() {
+        // For x_0 ~ N(mu, s^2 I) the best eps prediction is E[eps | x_t], whose error per
+        // dimension is ab s^2 / (ab s^2 + 1 - ab): near 1 where the data dominates x_t (there
+        // the noise cannot be told from the data's own spread) and near 0 at pure noise.
+        let device = crate::Backend::default_cpu().device().unwrap();
+        let schedule = ScheduleConfig {
+            timesteps: 100,
+            ..Default::default()
+        }
+        .init()
+        .unwrap();
+        let (mu, s) = ([1.0f32, -0.5], 0.5f64);
+        let model = crate::model::GaussianDenoiser::new(mu, s, &schedule);
+        let noise = to_points_host(NoiseSource::new(9).normal([4000, 2], &device));
+        let points: Vec<[f32; 2]> = noise
+            .iter()
+            .map(|p| [mu[0] + s as f32 * p[0], mu[1] + s as f32 * p[1]])
+            .collect();
+        let error = eps_error_by_timestep(&model, &schedule, &points, 3, &device).unwrap();
+        assert_eq!(error.len(), 100);
+        for t in [0, 10, 50, 99] {
+            let ab = schedule.alpha_bar[t];
+            let expected = ab * s * s / (ab * s * s + 1.0 - ab);
+            // a mean of 8000 squared normals (times the expected value): sd about 1.6 %
+            assert!(
+                (error[t] - expected).abs() < 0.06 * expected + 1e-4,
+                "t = {t}: {} vs {expected}",
+                error[t]
+            );
+        }
+        assert!(eps_error_by_timestep(&model, &schedule, &[], 3, &device).is_err());
+    }
+
+    fn to_points_host(x: Tensor<2>) -> Vec<[f32; 2]> {
+        crate::points::to_points(x).unwrap()
     }
 }

@@ -276,8 +276,14 @@ impl QualityReport {
         reference: &[[f32; 2]],
         floor_reference: &[[f32; 2]],
     ) -> Result<Self> {
-        let pr = knn_precision_recall(generated, reference, KNN_K)?;
-        let pr_floor = knn_precision_recall(floor_reference, reference, KNN_K)?;
+        // k = 3 as in the paper, fewer for clouds too small to have three neighbours.
+        let smallest = generated
+            .len()
+            .min(reference.len())
+            .min(floor_reference.len());
+        let k = KNN_K.min(smallest.saturating_sub(1)).max(1);
+        let pr = knn_precision_recall(generated, reference, k)?;
+        let pr_floor = knn_precision_recall(floor_reference, reference, k)?;
         Ok(Self {
             energy_distance: MetricWithFloor {
                 value: energy_distance(generated, reference)?,

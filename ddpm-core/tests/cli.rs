@@ -131,6 +131,24 @@ fn tiny_run_writes_every_output_and_each_decodes() {
         let floor = metrics["trained"][key]["floor"].as_f64().unwrap();
         assert!(value.is_finite() && floor > 0.0, "{key}");
     }
+    // The local-structure metrics are shares in [0, 1]; two real draws score about 0.5 on the
+    // 1-NN accuracy, and the untrained model's noise is told apart from the data.
+    for key in ["nn1_accuracy", "precision", "recall"] {
+        for side in ["value", "floor"] {
+            let v = metrics["trained"][key][side].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} {side}: {v}");
+        }
+    }
+    let floor = metrics["trained"]["nn1_accuracy"]["floor"]
+        .as_f64()
+        .unwrap();
+    assert!((0.35..0.65).contains(&floor), "1-NN floor {floor}");
+    assert!(
+        metrics["untrained"]["nn1_accuracy"]["value"]
+            .as_f64()
+            .unwrap()
+            > 0.8
+    );
     assert_eq!(metrics["history"]["per_epoch"].as_array().unwrap().len(), 3);
 
     // The resolved config has the flag's override and re-runs to the same samples.

@@ -17,7 +17,7 @@ use crate::Result;
 use crate::config::ExperimentConfig;
 use crate::notebook::Table;
 use crate::pipeline::{self, PipelineRun, RunOptions};
-use crate::plot::{GENERATED, PALETTE, Panel, REAL, ScatterPanels};
+use crate::plot::{GENERATED, PALETTE, Panel, REAL, SHOWN_PER_PANEL, ScatterPanels};
 use crate::train::Silent;
 
 mod grid;
@@ -104,8 +104,9 @@ impl Comparison {
         &self.runs
     }
 
-    /// Every run's samples, titled with its label and its energy distance as a multiple of the
-    /// floor, in the data's window. Runs on one dataset share a single data panel in front; runs
+    /// Every run's samples (at most [`SHOWN_PER_PANEL`] of them; the metrics use all), titled
+    /// with its label, its 1-NN accuracy and verdict and its energy distance as a multiple of
+    /// the floor, in the data's window. Runs on one dataset share a single data panel in front; runs
     /// on different datasets each get their data beside their samples.
     pub fn chart(&self) -> ScatterPanels {
         let Some((_, first)) = self.runs.first() else {
@@ -148,6 +149,7 @@ impl Comparison {
             ));
         }
         let columns = if one_dataset { panels.len().min(4) } else { 4 };
+        let panels = panels.into_iter().map(|p| p.with_at_most(SHOWN_PER_PANEL));
         let mut chart = ScatterPanels::grid(self.title.clone(), panels, columns);
         // The data's window, so that a run's far outliers cannot shrink everything else.
         let all_data: Vec<[f32; 2]> = self

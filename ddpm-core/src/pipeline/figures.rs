@@ -13,7 +13,7 @@ use crate::plot::{
     Bounds, LossCurve, Marginals, Panel, ScatterPanels, ScheduleChart, ScheduleCurve,
     TrajectoryAnimation,
 };
-use crate::plot::{GENERATED, REAL};
+use crate::plot::{GENERATED, REAL, SHOWN_PER_PANEL};
 use crate::rng::NoiseSource;
 use crate::sampling::{Frame, evenly_spaced_steps};
 use crate::schedule::{ScheduleConfig, ScheduleKind};
@@ -67,6 +67,7 @@ impl GuidanceSweep {
                         points.clone(),
                         self.wanted.clone(),
                     )
+                    .with_at_most(SHOWN_PER_PANEL)
                 })
                 .collect(),
             columns: self.samples.len().min(5),

@@ -135,10 +135,29 @@ impl ScatterPanels {
     }
 }
 
+/// Points drawn per panel in figures of many panels (comparisons, guidance sweeps): enough to
+/// see the shape and where it fails, while a figure of eight panels stays light in a notebook
+/// (every mark is bytes in its SVG). The metrics always use every point.
+pub const SHOWN_PER_PANEL: usize = 500;
+
 /// The smallest side a scatter panel shrinks to before a grid wraps into more rows.
 const MIN_PANEL: u32 = 200;
 
 impl Panel {
+    /// The panel with at most `max` of its points: every k-th, so the subset keeps the
+    /// spread of the whole (samples come in no order; data may come sorted by class). For
+    /// figures of many panels, whose every mark costs bytes in a notebook.
+    pub fn with_at_most(mut self, max: usize) -> Self {
+        let stride = self.points.len().div_ceil(max.max(1)).max(1);
+        if stride > 1 {
+            self.points = self.points.into_iter().step_by(stride).collect();
+            if !self.labels.is_empty() {
+                self.labels = self.labels.into_iter().step_by(stride).collect();
+            }
+        }
+        self
+    }
+
     /// How many of the points lie outside `bounds` (drawn clamped to the frame's edge).
     pub fn outside(&self, bounds: Bounds) -> usize {
         self.points.iter().filter(|p| !bounds.contains(**p)).count()

@@ -210,7 +210,9 @@ impl Chart for Heatmap {
             .max(1e-12);
         let labels = self.row_labels.clone();
         let area = layout::titled(root, &self.title)?;
-        let mut chart = ChartBuilder::on(&area)
+        let (width, _) = area.dim_in_pixel();
+        let (main, bar) = area.split_horizontally(width.saturating_sub(COLOUR_BAR_WIDTH));
+        let mut chart = ChartBuilder::on(&main)
             .margin(12)
             .x_label_area_size(52)
             .y_label_area_size(75)
@@ -230,16 +232,60 @@ impl Chart for Heatmap {
             .label_style((FAMILY, LABEL_SIZE))
             .axis_desc_style((FAMILY, CAPTION_SIZE))
             .draw()?;
-        chart.draw_series(self.values.iter().enumerate().flat_map(|(r, row)| {
-            row.iter().enumerate().map(move |(c, &v)| {
-                Rectangle::new(
-                    [(c as f32, r as f32), (c as f32 + 1.0, r as f32 + 1.0)],
-                    diverging(v / peak).filled(),
-                )
-            })
-        }))?;
-        Ok(())
+        // One pixel of the plot shows the cell under it: every row is drawn, however many there
+        // are (a strided subset of a fast-oscillating feature would alias into false stripes),
+        // as one bitmap rather than a rectangle per cell.
+        let (w, h) = chart.plotting_area().dim_in_pixel();
+        if rows > 0 && columns > 0 && w > 0 && h > 0 {
+            let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+            for y in 0..h as usize {
+                let row = &self.values[y * rows / h as usize];
+                for x in 0..w as usize {
+                    let c = diverging(row[(x * columns / w as usize).min(row.len() - 1)] / peak);
+                    rgb.extend_from_slice(&[c.0, c.1, c.2]);
+                }
+            }
+            if let Some(image) = BitMapElement::with_owned_buffer((0.0, 0.0), (w, h), rgb) {
+                chart.draw_series(std::iter::once(image))?;
+            }
+        }
+        colour_bar(&bar, peak)
     }
+}
+
+/// Width of the colour bar beside a heatmap, its labels included.
+const COLOUR_BAR_WIDTH: u32 = 110;
+
+/// The diverging scale from -peak (blue) through 0 (white) to +peak (red), as a vertical bar.
+fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, peak: f32) -> DrawResult<DB> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .margin_left(4)
+        .x_label_area_size(52)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f32..1f32, -peak..peak)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(5)
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style((FAMILY, LABEL_SIZE))
+        .draw()?;
+    let (w, h) = chart.plotting_area().dim_in_pixel();
+    if w > 0 && h > 1 {
+        let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+        for y in 0..h {
+            let c = diverging(1.0 - 2.0 * y as f32 / (h - 1) as f32);
+            for _ in 0..w {
+                rgb.extend_from_slice(&[c.0, c.1, c.2]);
+            }
+        }
+        if let Some(image) = BitMapElement::with_owned_buffer((0.0, peak), (w, h), rgb) {
+            chart.draw_series(std::iter::once(image))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,5 +311,40 @@ mod tests {
             .collect();
         assert_eq!(grid_spacing(&arrows, 10.0), 0.5);
         assert_eq!(grid_spacing(&arrows[..1], 10.0), 10.0);
+    }
+
+    #[test]
+    fn a_heatmap_is_one_bitmap_of_every_row_with_its_colour_scale() {
+        // 1000 rows of a feature that flips sign every row: drawn cell by cell it would be
+        // 64000 rectangles; as one bitmap the SVG stays small.
+        let values: Vec<Vec<f32>> = (0..1000)
+            .map(|r| {
+                (0..64)
+                    .map(|c| if (r + c) % 2 == 0 { 1.0 } else { -1.0 })
+                    .collect()
+            })
+            .collect();
+        let heatmap = Heatmap {
+            title: "checks".into(),
+            values,
+            x_desc: "feature".into(),
+            y_desc: "row".into(),
+            row_labels: Vec::new(),
+        };
+        let svg = crate::plot::to_svg(&heatmap).unwrap();
+        assert_eq!(
+            svg.matches("<image").count(),
+            2,
+            "the cells and the colour bar"
+        );
+        assert!(svg.matches("<rect").count() < 20);
+        assert!(svg.len() < 400_000, "{} bytes", svg.len());
+        let rgb = crate::plot::to_rgb(&heatmap).unwrap();
+        let red = rgb.chunks(3).filter(|p| p[0] > 150 && p[1] < 60).count();
+        let blue = rgb.chunks(3).filter(|p| p[2] > 150 && p[0] < 60).count();
+        assert!(
+            red > 10_000 && blue > 10_000,
+            "{red} red, {blue} blue pixels"
+        );
     }
 }

@@ -383,6 +383,27 @@ mod tests {
     }
 
     #[test]
+    fn a_thinned_panel_keeps_every_kth_point_with_its_label() {
+        let points: Vec<[f32; 2]> = (0..1000).map(|i| [i as f32, 0.0]).collect();
+        let labels: Vec<usize> = (0..1000).map(|i| i % 7).collect();
+        let thin = Panel::by_class("p", points.clone(), labels).with_at_most(500);
+        assert_eq!(thin.points.len(), 500);
+        assert_eq!(thin.points[1], [2.0, 0.0]);
+        assert_eq!(thin.labels[1], 2);
+        // Spread over the whole range, not the first half.
+        assert_eq!(thin.points[499], [998.0, 0.0]);
+        let untouched = Panel::new("q", points[..300].to_vec(), REAL).with_at_most(500);
+        assert_eq!(untouched.points.len(), 300);
+        assert_eq!(
+            Panel::new("r", points.clone(), REAL)
+                .with_at_most(300)
+                .points
+                .len(),
+            250
+        );
+    }
+
+    #[test]
     fn points_outside_the_window_are_counted_in_the_caption() {
         let bounds = Bounds { half: 1.0 };
         let panel = Panel::new("samples", vec![[0.0, 0.0], [5.0, 0.0], [0.0, -3.0]], REAL);

@@ -17,8 +17,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub use charts::{
-    Bounds, CLASS_COLORS, GENERATED, LossCurve, Marginals, PALETTE, Panel, REAL, ScatterPanels,
-    ScheduleChart, ScheduleCurve, TimestepCurves, TrajectoryAnimation, density, moving_average,
+    Bounds, CLASS_COLORS, GENERATED, LossCurve, Marginals, PALETTE, Panel, REAL, SHOWN_PER_PANEL,
+    ScatterPanels, ScheduleChart, ScheduleCurve, TimestepCurves, TrajectoryAnimation, density,
+    moving_average,
 };
 pub use field::{Arrow, FieldPanel, Heatmap, VectorField};
 pub use images::{ImageAnimation, ImageGrid, Tile, png_bytes, tile_from_unit};
@@ -302,9 +303,8 @@ mod tests {
             grouped.matches("</g>").count()
         );
         // Rasterised, every pixel is the same: fill-opacity on the group is the circles' opacity.
-        let a = crate::raster::svg_to_png(&plain, 1.0).unwrap();
-        let b = crate::raster::svg_to_png(&grouped, 1.0).unwrap();
-        let (a, b) = (decode(&a), decode(&b));
+        let (a, ..) = crate::raster::render(&plain, 1.0).unwrap();
+        let (b, ..) = crate::raster::render(&grouped, 1.0).unwrap();
         assert_eq!(a.len(), b.len());
         let worst = a
             .iter()

@@ -116,11 +116,12 @@ impl Default for SamplingConfig {
 impl SamplingConfig {
     /// Check every field; `prefix` is the path of this section in the experiment config.
     pub fn validate(&self, prefix: &str) -> Result<()> {
-        if !(1..=1_000_000).contains(&self.n_samples) {
+        // At least 2: the quality metrics compare each sample with its nearest neighbours.
+        if !(2..=1_000_000).contains(&self.n_samples) {
             return Err(DdpmError::invalid(
                 &format!("{prefix}n_samples"),
                 self.n_samples,
-                "must be in 1..=1000000",
+                "must be in 2..=1000000",
             ));
         }
         if self.trajectory_frames == 1 || self.trajectory_frames > 1000 {
@@ -223,12 +224,15 @@ impl Sampler<'_> {
         }
     }
 
-    /// About `frames` of the visited times, x_T and x_0 included, spaced evenly in log SNR:
-    /// what to record for the reverse-process picture and the animation.
+    /// About `frames` of the visited times: x_T, then times spaced evenly in log SNR, then
+    /// x_0. What to record for the reverse-process picture and the animation.
     ///
     /// Evenly spaced in t, most frames would show near-noise: the data's shape appears only
     /// once the signal-to-noise ratio nears 1, in the last quarter of a linear schedule. Even
-    /// steps of log SNR put the frames where the picture changes.
+    /// steps of log SNR put the frames where the picture changes, but not all the way down: a
+    /// schedule's log SNR falls to -10 (linear, T = 1000) or far below (cosine, whose last step
+    /// has SNR near 0), and every state below [`FRAME_LOG_SNR_FLOOR`] looks like the noise it
+    /// started from. So after x_T the frames start at that floor.
     pub fn frame_times(&self, frames: usize) -> Vec<usize> {
         let visited = self.visited_times();
         if frames < 2 || visited.len() < 2 {
@@ -237,21 +241,28 @@ impl Sampler<'_> {
         // log SNR of paper time t (index t - 1); x_0 (t = 0) is kept as the last frame.
         let log_snr = |t: usize| self.schedule().snr[t - 1].ln();
         let noisy = &visited[..visited.len() - 1];
-        let (high, low) = (log_snr(noisy[noisy.len() - 1]), log_snr(noisy[0]));
-        let mut picked: Vec<usize> = (0..frames - 1)
-            .map(|i| {
-                let target = low + (high - low) * i as f64 / (frames - 2).max(1) as f64;
-                // the visited time whose log SNR is nearest the target
-                *noisy
-                    .iter()
-                    .min_by(|&&a, &&b| {
-                        (log_snr(a) - target)
-                            .abs()
-                            .total_cmp(&(log_snr(b) - target).abs())
-                    })
-                    .expect("at least one noisy time")
-            })
-            .collect();
+        let high = log_snr(noisy[noisy.len() - 1]);
+        let low = log_snr(noisy[0]).max(FRAME_LOG_SNR_FLOOR).min(high);
+        let nearest = |target: f64| {
+            *noisy
+                .iter()
+                .min_by(|&&a, &&b| {
+                    (log_snr(a) - target)
+                        .abs()
+                        .total_cmp(&(log_snr(b) - target).abs())
+                })
+                .expect("at least one noisy time")
+        };
+        let between = frames.saturating_sub(2);
+        let mut picked = vec![noisy[0]];
+        picked.extend((0..between).map(|i| {
+            let f = if between > 1 {
+                i as f64 / (between - 1) as f64
+            } else {
+                1.0
+            };
+            nearest(low + (high - low) * f)
+        }));
         picked.push(0);
         picked.dedup();
         picked
@@ -287,6 +298,10 @@ impl Sampler<'_> {
         }
     }
 }
+
+/// The log SNR below which a state shows as noise: SNR e^-6 = 0.0025, a signal of 5 % of the
+/// noise's amplitude. [`Sampler::frame_times`] records x_T and then starts here.
+pub const FRAME_LOG_SNR_FLOOR: f64 = -6.0;
 
 /// `frames` timesteps evenly spaced over `0..=timesteps`, from T down to 0, both ends included.
 pub fn evenly_spaced_steps(timesteps: usize, frames: usize) -> Vec<usize> {
@@ -776,12 +791,17 @@ mod tests {
         assert_eq!((frames[0], frames[frames.len() - 1]), (1000, 0));
         assert_eq!(frames.len(), 6);
         assert!(frames.windows(2).all(|w| w[0] > w[1]), "{frames:?}");
-        // Even steps of log SNR: consecutive frames differ by about the same log SNR.
-        let log_snr: Vec<f64> = frames[..5]
+        // After x_T, even steps of log SNR from the floor (the linear schedule reaches -10 at
+        // t = 1000) to the least noisy step: consecutive frames differ by about the same log SNR.
+        let log_snr: Vec<f64> = frames[1..5]
             .iter()
             .map(|&t| schedule.snr[t - 1].ln())
             .collect();
-        let gap = (log_snr[4] - log_snr[0]) / 4.0;
+        assert!(
+            (log_snr[0] - FRAME_LOG_SNR_FLOOR).abs() < 0.05,
+            "{log_snr:?}"
+        );
+        let gap = (log_snr[3] - log_snr[0]) / 3.0;
         for w in log_snr.windows(2) {
             assert!((w[1] - w[0] - gap).abs() < 0.05 * gap.abs(), "{log_snr:?}");
         }
