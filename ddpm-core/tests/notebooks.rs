@@ -149,5 +149,27 @@ fn the_published_executed_copies_are_current_and_show_their_charts() {
                 .any(|o| !o["data"]["image/svg+xml"].is_null()),
             "{name}: no chart in the published copy"
         );
+        // Readers who have not trusted the notebook (downloaded or cloned), VS Code, static
+        // renderers and GitHub see no SVG: every chart carries the PNG they show instead, and
+        // the animation travels as HTML, which they all show.
+        for o in &outputs {
+            assert!(
+                o["data"]["image/svg+xml"].is_null() || !o["data"]["image/png"].is_null(),
+                "{name}: an SVG chart without a PNG beside it"
+            );
+            assert!(
+                o["data"]["image/gif"].is_null(),
+                "{name}: a bare image/gif, which static renderers show as words"
+            );
+        }
+        // Rust highlighting, and JupyterLab does not mark the notebook changed on open.
+        assert_eq!(
+            executed["metadata"]["language_info"]["name"]
+                .as_str()
+                .map(str::to_lowercase)
+                .as_deref(),
+            Some("rust"),
+            "{name}: published without language_info"
+        );
     }
 }

@@ -346,5 +346,9 @@ mod tests {
             red > 10_000 && blue > 10_000,
             "{red} red, {blue} blue pixels"
         );
+        // The PNG beside the SVG (rasterised by resvg, which must decode the embedded bitmap).
+        let (rgba, ..) = crate::raster::render(&svg, 1.0).unwrap();
+        let red = rgba.chunks(4).filter(|p| p[0] > 150 && p[1] < 60).count();
+        assert!(red > 10_000, "{red} red pixels in the rasterised SVG");
     }
 }
