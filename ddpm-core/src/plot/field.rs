@@ -337,6 +337,7 @@ mod tests {
             2,
             "the cells and the colour bar"
         );
+        assert_eq!(svg.matches("\"data:image/png;base64,").count(), 2);
         assert!(svg.matches("<rect").count() < 20);
         assert!(svg.len() < 400_000, "{} bytes", svg.len());
         let rgb = crate::plot::to_rgb(&heatmap).unwrap();

@@ -108,7 +108,9 @@ pub fn to_svg<C: Chart>(chart: &C) -> Result<String> {
         chart,
         SVGBackend::with_string(&mut svg, chart.size()).into_drawing_area(),
     )?;
-    Ok(group_circles(&svg))
+    // plotters labels an embedded bitmap `data:png;base64`, which is not a media type: browsers
+    // may refuse it. `image/png` is what the data URI scheme expects.
+    Ok(group_circles(&svg).replace("\"data:png;base64,", "\"data:image/png;base64,"))
 }
 
 /// plotters writes every filled circle of a scatter with its full style
