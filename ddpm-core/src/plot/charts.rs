@@ -324,7 +324,7 @@ impl Chart for LossCurve {
         let mut chart = ChartBuilder::on(&area)
             .margin(12)
             .x_label_area_size(55)
-            .y_label_area_size(75)
+            .y_label_area_size(105)
             .build_cartesian_2d(0f32..steps as f32, (lo..hi).log_scale())?;
         chart
             .configure_mesh()
@@ -449,7 +449,7 @@ where
         .margin(10)
         .margin_top(0)
         .x_label_area_size(52)
-        .y_label_area_size(72)
+        .y_label_area_size(95)
         .build_cartesian_2d(0f64..t_max, y_range)?;
     chart
         .configure_mesh()
