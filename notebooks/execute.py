@@ -2,8 +2,11 @@
 """Run the tutorial notebooks headless through the evcxr Rust kernel, as CI does.
 
 Each notebook runs top to bottom in a fresh kernel; any cell error fails the run, and so does a
-notebook that produced no inline chart (an `image/svg+xml` output). Executed copies are written to
-`--out` (not to the committed files, which stay without outputs). Prints the wall time of each.
+notebook whose outputs a reader could not see (see `reader_problems`): no inline chart at all, an
+SVG chart without the PNG that untrusted and static views show instead, chart text below 9 px
+in a 590 px cell (JupyterLab at a 1024 px window), or a bare `image/gif` that static renderers
+show as words. Executed copies are written to `--out` (not to the committed files, which stay
+without outputs). Prints the wall time of each.
 
     python notebooks/execute.py                      # all notebooks, in order
     python notebooks/execute.py notebooks/02_*.ipynb # some of them
@@ -21,7 +24,9 @@ metadata are left out of the published copies, so they change only when an outpu
 Needs: nbclient and nbformat (pip), and the `rust` kernel (`evcxr_jupyter --install`).
 """
 import argparse
+import base64
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -39,11 +44,71 @@ def mime_types(nb):
             yield from output.get("data", {}).keys()
 
 
+# The narrowest notebook cell readers meet (JupyterLab 4, 1024 px window, file browser open) and
+# the smallest chart text they should have to read there: ddpm_core::plot::layout's constants.
+NARROW_CELL_PX = 590
+MIN_SCREEN_TEXT_PX = 9.0
+
+SVG_WIDTH = re.compile(r'<svg[^>]*?viewBox="0 0 ([0-9.]+) [0-9.]+"')
+FONT_SIZE = re.compile(r'font-size="([0-9.]+)(?:px)?"')
+
+
+def smallest_text_on_screen(svg: str, cell_px: int = NARROW_CELL_PX):
+    """The smallest font size of an SVG chart times the scale a cell `cell_px` wide shows it at."""
+    width = SVG_WIDTH.search(svg)
+    sizes = [float(m) for m in FONT_SIZE.findall(svg)]
+    if not width or not sizes:
+        return None
+    return min(sizes) * min(1.0, cell_px / float(width.group(1)))
+
+
+def reader_problems(nb) -> list:
+    """What a reader would miss in this executed notebook, one line per output."""
+    problems = []
+    kinds = set(mime_types(nb))
+    if "image/svg+xml" not in kinds:
+        problems.append(f"no inline chart (image/svg+xml) at all (saw {sorted(kinds)})")
+    for i, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/svg+xml" in data:
+                if "image/png" not in data:
+                    problems.append(f"cell {i}: an SVG chart without a PNG beside it")
+                svg = data["image/svg+xml"]
+                svg = "".join(svg) if isinstance(svg, list) else svg
+                px = smallest_text_on_screen(svg)
+                if px is not None and px < MIN_SCREEN_TEXT_PX:
+                    problems.append(
+                        f"cell {i}: chart text {px:.1f} px in a {NARROW_CELL_PX} px cell "
+                        f"(at least {MIN_SCREEN_TEXT_PX:.0f})"
+                    )
+            if "image/gif" in data:
+                problems.append(f"cell {i}: a bare image/gif (static renderers show it as text)")
+    return problems
+
+
 def strip_run_metadata(nb):
-    """Drop what changes on every run but teaches nothing: cell timestamps, kernel versions."""
+    """Drop what changes on every run but teaches nothing: cell timestamps, kernel versions.
+
+    `language_info` stays, less the kernel's version: it gives JupyterLab Rust highlighting, and without
+    it JupyterLab marks the notebook changed on open and rewrites it on autosave.
+    """
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
-    nb.metadata.pop("language_info", None)
+    info = {k: v for k, v in nb.metadata.get("language_info", {}).items() if k != "version"}
+    nb.metadata["language_info"] = info or {"name": "rust", "pygment_lexer": "rust"}
+
+
+def write_thumbnail(nb, path: Path) -> bool:
+    """The PNG of the chart in the cell tagged `thumbnail`, for the README's table of parts."""
+    for cell in nb.cells:
+        if "thumbnail" in cell.get("metadata", {}).get("tags", []):
+            for output in cell.get("outputs", []):
+                png = output.get("data", {}).get("image/png")
+                if png:
+                    path.write_bytes(base64.b64decode("".join(png) if isinstance(png, list) else png))
+                    return True
+    return False
 
 
 def run(path: Path, out_dir: Path, timeout: int, publish: bool) -> dict:
@@ -64,10 +129,12 @@ def run(path: Path, out_dir: Path, timeout: int, publish: bool) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     if publish:
         strip_run_metadata(nb)
+        if error is None and not write_thumbnail(nb, out_dir / f"{path.stem}.png"):
+            error = "no chart in a cell tagged `thumbnail` (the README shows it)"
     nbformat.write(nb, out_dir / path.name)
-    kinds = set(mime_types(nb))
-    if error is None and "image/svg+xml" not in kinds:
-        error = f"no image/svg+xml output (saw {sorted(kinds)})"
+    problems = reader_problems(nb)
+    if error is None and problems:
+        error = "what a reader would miss:\n  " + "\n  ".join(problems)
     return {"notebook": path.name, "seconds": round(seconds, 1), "error": error}
 
 
