@@ -74,7 +74,8 @@ class Lab:
         wait_for(f"http://127.0.0.1:{self.port}/lab", 90)
 
     def url(self, path: Path) -> str:
-        return f"http://127.0.0.1:{self.port}/lab/tree/{path.relative_to(ROOT).as_posix()}"
+        # `reset`: a fresh workspace, so the notebooks opened before are not reopened beside it.
+        return f"http://127.0.0.1:{self.port}/lab/tree/{path.relative_to(ROOT).as_posix()}?reset"
 
     def close(self) -> None:
         self.server.terminate()
@@ -82,15 +83,15 @@ class Lab:
 
 
 def dismiss_dialogs(page) -> None:
-    """The "Select Kernel" dialog, and the toast asking whether to fetch Jupyter news."""
-    for label in ("No Kernel", "Cancel", "Close"):
-        button = page.locator(".jp-Dialog button", has_text=label)
-        if button.count():
-            button.first.click()
-            page.wait_for_timeout(300)
+    """The "Select Kernel" dialog (once per notebook JupyterLab opens), and the toast asking
+    whether to fetch Jupyter news."""
+    for _ in range(5):
+        buttons = [page.locator(".jp-Dialog button", has_text=label) for label in ("No Kernel", "Cancel", "Close")]
+        button = next((b for b in buttons if b.count()), None)
+        if button is None:
             break
-    else:
-        page.keyboard.press("Escape")
+        button.first.click()
+        page.wait_for_timeout(500)
     news = page.locator(".jp-toast-button", has_text="No")
     if news.count():
         news.first.click()
