@@ -231,8 +231,8 @@ fn scatter<DB: DrawingBackend>(
         .configure_mesh()
         .light_line_style(WHITE.mix(0.0))
         .label_style((FAMILY, LABEL_SIZE))
-        .x_labels(5)
-        .y_labels(5)
+        .x_labels(layout::tick_count(area.dim_in_pixel().0))
+        .y_labels(layout::tick_count(area.dim_in_pixel().0))
         .draw()?;
     chart.draw_series(points.iter().enumerate().map(|(i, &p)| {
         let [x, y] = bounds.clamp(p);

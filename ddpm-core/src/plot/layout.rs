@@ -53,6 +53,12 @@ pub fn square_cell_height(panel: u32, caption_height: u32) -> u32 {
     caption_height + plot + X_LABEL_AREA + PANEL_MARGIN
 }
 
+/// How many tick labels an axis of a panel `width` px wide gets: five where they fit side by
+/// side at [`LABEL_SIZE`] ("-2.0" is about 40 px), three in a narrow panel.
+pub fn tick_count(width: u32) -> usize {
+    if width < 270 { 3 } else { 5 }
+}
+
 /// Space above and below a block of text.
 const TEXT_PAD: u32 = 5;
 /// Space kept clear at the sides of a line of text.
