@@ -258,11 +258,12 @@ const COLOUR_BAR_WIDTH: u32 = 110;
 
 /// The diverging scale from -peak (blue) through 0 (white) to +peak (red), as a vertical bar.
 fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, peak: f32) -> DrawResult<DB> {
+    // The labels go right of the bar, clear of the heatmap.
     let mut chart = ChartBuilder::on(area)
         .margin(12)
-        .margin_left(4)
+        .margin_left(6)
         .x_label_area_size(52)
-        .y_label_area_size(62)
+        .right_y_label_area_size(66)
         .build_cartesian_2d(0f32..1f32, -peak..peak)?;
     chart
         .configure_mesh()
