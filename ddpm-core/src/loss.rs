@@ -833,7 +833,8 @@ mod tests {
         .unwrap();
         let (mu, s) = ([1.0f32, -0.5], 0.5f64);
         let model = crate::model::GaussianDenoiser::new(mu, s, &schedule);
-        let noise = to_points_host(NoiseSource::new(9).normal([4000, 2], &device));
+        let noise =
+            crate::points::to_points(NoiseSource::new(9).normal([4000, 2], &device)).unwrap();
         let points: Vec<[f32; 2]> = noise
             .iter()
             .map(|p| [mu[0] + s as f32 * p[0], mu[1] + s as f32 * p[1]])
@@ -851,9 +852,5 @@ mod tests {
             );
         }
         assert!(eps_error_by_timestep(&model, &schedule, &[], 3, &device).is_err());
-    }
-
-    fn to_points_host(x: Tensor<2>) -> Vec<[f32; 2]> {
-        crate::points::to_points(x).unwrap()
     }
 }
