@@ -23,8 +23,6 @@ use std::time::Instant;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ddpm_core::data::images::load_digits;
-use ddpm_core::model::UNet;
-use ddpm_core::pipeline::images::ImageExperimentConfig;
 use ddpm_core::prelude::*;
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -61,11 +59,14 @@ fn train_mlp(
     config: &ExperimentConfig,
     device: &Device,
     (data_seed, init_seed, train_seed): (u64, u64, u64),
-) -> (Trained, NoiseSchedule, f64) {
+) -> (Trained<Network>, NoiseSchedule, f64) {
     let schedule = config.diffusion.init().expect("default schedule");
-    let data = config.data.init(data_seed);
+    let data = config.data.init(data_seed).unwrap();
     let model = seeded(device, init_seed, || {
-        config.model.init(schedule.timesteps(), device)
+        config
+            .model
+            .init(DataShape::Points, schedule.timesteps(), device)
+            .unwrap()
     });
     let started = Instant::now();
     let trained = train(
@@ -95,7 +96,7 @@ fn train_steps_per_second(device: &Device, batch: usize, steps: usize, seed: u64
 
 /// The default MLP trained on the moons (8000 points, 20 epochs at batch 128: 1260 steps), the
 /// model the sampling rows time. Untimed.
-fn trained_mlp(device: &Device) -> (MlpDenoiser, NoiseSchedule) {
+fn trained_mlp(device: &Device) -> (Network, NoiseSchedule) {
     let mut config = ExperimentConfig::default();
     config.data.n_points = 8000;
     config.train.epochs = 20;
@@ -105,13 +106,7 @@ fn trained_mlp(device: &Device) -> (MlpDenoiser, NoiseSchedule) {
     (trained.model, schedule)
 }
 
-fn sample_seconds(
-    sampler: &Sampler,
-    model: &MlpDenoiser,
-    n: usize,
-    device: &Device,
-    seed: u64,
-) -> f64 {
+fn sample_seconds(sampler: &Sampler, model: &Network, n: usize, device: &Device, seed: u64) -> f64 {
     let started = Instant::now();
     let out = sampler
         .sample(model, n, &mut NoiseSource::new(seed), &[], device)
@@ -122,7 +117,7 @@ fn sample_seconds(
 
 /// Images/s of `steps` training steps of the digits U-Net at batch 128.
 fn unet_images_per_second(
-    config: &ImageExperimentConfig,
+    config: &ExperimentConfig,
     digits: &ddpm_core::data::images::ImageSet,
     device: &Device,
     steps: usize,
@@ -133,9 +128,7 @@ fn unet_images_per_second(
     let data = digits.take(batch * steps);
     let mut train_config = config.train.clone();
     train_config.epochs = 1;
-    let model: UNet = seeded(device, seed, || {
-        config.model.init(data.shape(), device).expect("U-Net")
-    });
+    let model: Network = config.init_model(seed, device).expect("U-Net");
     let started = Instant::now();
     let trained = train(
         model,
@@ -152,14 +145,9 @@ fn unet_images_per_second(
 }
 
 /// Seconds to draw 64 digits (class i % 10) with the digits config's sampler (DDIM, 50 steps).
-fn unet_sample_seconds(config: &ImageExperimentConfig, device: &Device, seed: u64) -> f64 {
+fn unet_sample_seconds(config: &ExperimentConfig, device: &Device, seed: u64) -> f64 {
     let schedule = config.diffusion.init().expect("schedule");
-    let model: UNet = seeded(device, seed, || {
-        config
-            .model
-            .init(ddpm_core::model::ImageShape::new(1, 8, 8), device)
-            .expect("U-Net")
-    });
+    let model: Network = config.init_model(seed, device).expect("U-Net");
     let classes: Vec<usize> = (0..64).map(|i| i % 10).collect();
     let started = Instant::now();
     let out = ddpm_core::pipeline::images::sample_images(
@@ -245,7 +233,7 @@ fn main() {
             summary(&runs, 3)
         );
 
-        let config = ImageExperimentConfig::digits();
+        let config = ExperimentConfig::digits();
         // Enough steps for about 3 s a repeat on this backend (conv on ndarray is ~20x slower).
         let probe = unet_images_per_second(&config, &digits, &device, 2, 99);
         let steps = ((3.0 * probe / config.train.batch_size as f64) as usize)

@@ -6,13 +6,13 @@
 //! cores); with DIR, also writes the run's real-vs-generated and reverse-process pictures there
 //! (docs/images holds them).
 
-use ddpm_core::pipeline::images::{ImageExperimentConfig, classifier_path, run_images};
+use ddpm_core::pipeline::images::{classifier_path, run_images};
 use ddpm_core::prelude::*;
 use ddpm_core::progress::ConsoleProgress;
 
 fn main() -> Result<()> {
     let device = Backend::default_cpu().device()?;
-    let config = ImageExperimentConfig::digits();
+    let config = ExperimentConfig::digits();
     let cache = classifier_path(&config, &std::env::temp_dir());
     let run = run_images(
         &config,
@@ -41,14 +41,18 @@ fn main() -> Result<()> {
     let r = &run.report;
     println!(
         "digits, U-Net {:?} ({} parameters), T = {}, {} epochs, {:.0} s training; floor: FCD {:.2}, real accuracy {:.1} %; untrained FCD {:.1}",
-        config.model.channels,
+        config
+            .model
+            .unet()
+            .map(|u| u.channels.clone())
+            .unwrap_or_default(),
         r.parameters,
         config.diffusion.timesteps,
         config.train.epochs,
         r.train_seconds,
         r.floor.fcd,
         100.0 * r.floor.class_accuracy.unwrap_or(0.0),
-        r.untrained.fcd,
+        r.untrained.map_or(f64::NAN, |u| u.fcd),
     );
     let mut table = Table::new([
         "sampler",
@@ -74,7 +78,8 @@ fn main() -> Result<()> {
             guidance_scale: w,
             ..config.sampling.clone()
         };
-        let (score, seconds) = run.score_sampling(&sampling, &device)?;
+        let again = run.score_sampling(&sampling, &device)?;
+        let (score, seconds) = (again.score, again.seconds);
         let shown_steps = if method == SamplerKind::Ddpm {
             config.diffusion.timesteps
         } else {

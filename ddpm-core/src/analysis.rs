@@ -73,12 +73,14 @@ pub fn sinusoidal_table(positions: &[f32], size: usize, device: &Device) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::DenoiserConfig;
+    use crate::model::{Head, MlpConfig};
 
     #[test]
     fn score_field_covers_the_grid_and_rejects_bad_input() {
         let device = crate::Backend::default_cpu().device().unwrap();
-        let model = crate::rng::seeded(&device, 0, || DenoiserConfig::default().init(100, &device));
+        let model = crate::rng::seeded(&device, 0, || {
+            MlpConfig::default().init(Head::default(), 100, &device)
+        });
         let schedule = crate::schedule::ScheduleConfig {
             timesteps: 100,
             ..Default::default()

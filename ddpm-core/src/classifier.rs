@@ -25,7 +25,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
-use crate::model::ImageShape;
+use crate::data::ImageShape;
 use crate::points::{from_rows, read_floats};
 use crate::rng::{NoiseSource, seeded};
 use crate::train::{load_weights, save_model};
@@ -349,19 +349,6 @@ fn psd_sqrt(m: &DMatrix<f64>) -> DMatrix<f64> {
     let eigen = SymmetricEigen::new(m.clone());
     let roots = eigen.eigenvalues.map(|l| l.max(0.0).sqrt());
     &eigen.eigenvectors * DMatrix::from_diagonal(&roots) * eigen.eigenvectors.transpose()
-}
-
-/// The classifier's view of generated images: FCD with its floor and baseline, and accuracy.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ImageQuality {
-    /// Fréchet classifier distance of the generated images to real ones.
-    pub fcd: f64,
-    /// The same distance between two sets of real images of the same sizes: the best a model
-    /// can score.
-    pub fcd_floor: f64,
-    /// Share of class-conditional samples the classifier assigns to the class asked for (None
-    /// for unconditional samples).
-    pub class_accuracy: Option<f64>,
 }
 
 #[cfg(test)]

@@ -22,11 +22,11 @@
 //! let device = Backend::default_cpu().device()?;
 //! let seeds = config.seeds(); // one named stream per purpose, all from config.seed
 //! let schedule = config.diffusion.init()?;
-//! let data = config.data.init(seeds.data);
-//! let model = seeded(&device, seeds.init, || config.model.init(schedule.timesteps(), &device));
+//! let data = config.data.init(seeds.data)?;
+//! let model = config.init_model(seeds.init, &device)?; // the MLP, for 2-D points
 //! let trained = train(model, &schedule, &data, &config.train, seeds.train, &device, &mut Silent)?;
 //!
-//! let sampler = config.sampling.sampler(&schedule);
+//! let sampler = config.sampling.init(&schedule)?; // DDPM, or DDIM if sampling.method says so
 //! let out = sampler.sample(&trained.model, 64, &mut NoiseSource::new(seeds.sample), &[], &device)?;
 //! let reference = Dataset2d::generate(DatasetKind::Moons, 64, 4);
 //! let ed = energy_distance(&out.samples, &reference.points)?;
@@ -234,8 +234,8 @@ fn wgpu_adapter() -> Result<WgpuAdapter> {
 pub mod prelude {
     pub use crate::Backend;
     pub use crate::analysis::{score_field, sinusoidal_table};
-    pub use crate::config::ExperimentConfig;
-    pub use crate::data::{DataConfig, Dataset2d, DatasetKind};
+    pub use crate::config::{EvaluationConfig, ExperimentConfig};
+    pub use crate::data::{DataConfig, DataShape, Dataset, Dataset2d, DatasetKind, ImageDataset};
     pub use crate::diffusion::{
         Prediction, mean_from_eps, predict_x0_from_eps, q_posterior, q_sample, q_step,
         timestep_tensor,
@@ -247,11 +247,11 @@ pub mod prelude {
     };
     pub use crate::metrics::{QualityReport, Verdict, energy_distance, mmd_rbf};
     pub use crate::model::{
-        Activation, Denoise, Denoiser, DenoiserConfig, DenoiserOutput, InputEncoding, MlpDenoiser,
-        ModelVariance, TimeEmbeddingKind,
+        Activation, Denoise, Denoiser, DenoiserOutput, Head, InputEncoding, MlpConfig, MlpDenoiser,
+        ModelConfig, ModelVariance, Network, NetworkConfig, TimeEmbeddingKind, UNet, UNetConfig,
     };
     pub use crate::notebook::{Gif, Svg, Table};
-    pub use crate::pipeline::PipelineRun;
+    pub use crate::pipeline::{PipelineRun, Run};
     pub use crate::plot::{
         self, Animation, Bounds, Chart, GENERATED, Heatmap, Panel, REAL, ScatterPanels, VectorField,
     };
@@ -264,7 +264,7 @@ pub mod prelude {
     pub use crate::schedule::{NoiseSchedule, ScheduleConfig, ScheduleKind};
     pub use crate::train::{
         Ema, LossHistory, PrintEvery, Silent, TrainConfig, TrainObserver, Trained, load_model,
-        save_model, train,
+        save_model, save_network, train,
     };
     pub use crate::{DdpmError, Result};
     pub use burn::prelude::{Device, Module, Tensor};

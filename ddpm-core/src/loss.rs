@@ -69,7 +69,7 @@ impl Default for Objective {
 
 /// What a model with this config minimises, in words, e.g. `"L_simple (MSE of eps)"` or
 /// `"min-SNR-5 MSE of v + 0.001 T L_vlb"`: for chart titles and tables.
-pub fn objective_name(model: &crate::model::DenoiserConfig, train: &Objective) -> String {
+pub fn objective_name(model: &crate::model::Head, train: &Objective) -> String {
     let target = match model.prediction {
         Prediction::Epsilon => "eps",
         Prediction::X0 => "x0",
@@ -548,7 +548,7 @@ fn mean_of(values: Tensor<1>, what: &str, t: usize) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DenoiserConfig, ModelVariance};
+    use crate::model::{Head, MlpConfig, ModelVariance};
     use crate::rng::seeded;
     use crate::schedule::ScheduleConfig;
 
@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn objective_names_say_what_is_minimised() {
-        let mut model = DenoiserConfig::default();
+        let mut model = Head::default();
         let mut train = Objective::default();
         assert_eq!(objective_name(&model, &train), "L_simple (MSE of eps)");
         model.prediction = Prediction::V;
@@ -618,11 +618,13 @@ mod tests {
         let t = rng.timesteps(64, 1000);
         let gamma = 5.0;
         for &prediction in Prediction::ALL {
-            let config = DenoiserConfig {
+            let head = Head {
                 prediction,
-                ..Default::default()
+                ..Head::default()
             };
-            let model = seeded(&device, 2, || config.init(1000, &device));
+            let model = seeded(&device, 2, || {
+                MlpConfig::default().init(head, 1000, &device)
+            });
             let objective = |weighting| Objective {
                 weighting,
                 min_snr_gamma: gamma,
@@ -711,7 +713,9 @@ mod tests {
     fn simple_epsilon_loss_is_the_tutorials_noise_prediction_loss() {
         let device = device();
         let schedule = ScheduleConfig::default().init().unwrap();
-        let model = seeded(&device, 1, || DenoiserConfig::default().init(1000, &device));
+        let model = seeded(&device, 1, || {
+            MlpConfig::default().init(Head::default(), 1000, &device)
+        });
         let mut rng = NoiseSource::new(9);
         let x0 = rng.normal([32, 2], &device);
         let noise = rng.normal([32, 2], &device);
@@ -735,11 +739,13 @@ mod tests {
     fn hybrid_loss_adds_lambda_t_times_the_bound_for_a_learned_variance() {
         let device = device();
         let schedule = ScheduleConfig::default().init().unwrap();
-        let model_config = DenoiserConfig {
+        let head = Head {
             variance: ModelVariance::LearnedRange,
-            ..Default::default()
+            ..Head::default()
         };
-        let model = seeded(&device, 1, || model_config.init(1000, &device));
+        let model = seeded(&device, 1, || {
+            MlpConfig::default().init(head, 1000, &device)
+        });
         let mut rng = NoiseSource::new(10);
         let x0 = rng.normal([32, 2], &device);
         let noise = rng.normal([32, 2], &device);
@@ -785,7 +791,9 @@ mod tests {
         }
         .init()
         .unwrap();
-        let model = seeded(&device, 2, || DenoiserConfig::default().init(50, &device));
+        let model = seeded(&device, 2, || {
+            MlpConfig::default().init(Head::default(), 50, &device)
+        });
         let points = [[0.5f32, -0.5], [1.0, 0.0], [-1.0, 0.25]];
         let small = PosteriorVariance::FixedSmall;
         let bound = nll_bound(&model, &schedule, &points, Some(small), 0, &device).unwrap();
@@ -807,11 +815,11 @@ mod tests {
         assert!(err.to_string().contains("variance"), "{err}");
         // A learned-variance model is bounded with its own variance (None) or with the fixed
         // one asked for: the choice is honoured, and it changes the bound.
-        let learned_config = DenoiserConfig {
+        let head = Head {
             variance: ModelVariance::LearnedRange,
-            ..Default::default()
+            ..Head::default()
         };
-        let learned = seeded(&device, 2, || learned_config.init(50, &device));
+        let learned = seeded(&device, 2, || MlpConfig::default().init(head, 50, &device));
         let own = nll_bound(&learned, &schedule, &points, None, 0, &device).unwrap();
         let fixed = nll_bound(&learned, &schedule, &points, Some(small), 0, &device).unwrap();
         assert!((own.bits_per_dim - fixed.bits_per_dim).abs() > 1e-6);

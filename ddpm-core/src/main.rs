@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand};
+use ddpm_core::data::{Dataset, ImageDataset};
 use ddpm_core::experiment::{ExperimentName, run_experiment};
-use ddpm_core::pipeline::images::{ImageDataset, ImageExperimentConfig, run_images_and_save};
-use ddpm_core::pipeline::{PipelineRun, run_and_save, sample_and_save};
+use ddpm_core::pipeline::images::ImageRun;
+use ddpm_core::pipeline::{PipelineRun, Run, run_and_save, sample_and_save};
 use ddpm_core::prelude::*;
 use ddpm_core::progress::ConsoleProgress;
 
@@ -17,8 +18,8 @@ use ddpm_core::progress::ConsoleProgress;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Train a DDPM on 2-D toy data, sample from it, and write the tutorial's figures,
-/// samples, metrics and resolved config into the output directory.
+/// Train a DDPM on 2-D toy data or on images, sample from it, and write the tutorial's
+/// figures, samples, metrics and resolved config into the output directory.
 ///
 /// Every knob below overrides the config file (`--config`), which overrides the defaults;
 /// the resolved config is saved as `config.json` beside the results.
@@ -54,7 +55,7 @@ struct Knobs {
     /// eight_gaussians, checkerboard) or an image dataset, trained with a class-conditional
     /// U-Net (digits, fashion_mnist, mnist, cifar10).
     #[arg(long, global = true, help_heading = "Knobs")]
-    dataset: Option<DatasetArg>,
+    dataset: Option<Dataset>,
     /// Directory of an image dataset's files (MNIST, CIFAR-10; Fashion-MNIST if not in
     /// /usr/share/datasets/fashion-mnist) [data.data_dir].
     #[arg(long, value_name = "DIR", global = true, help_heading = "Knobs")]
@@ -162,31 +163,6 @@ struct Knobs {
     class: Option<usize>,
 }
 
-/// `--dataset`: a 2-D distribution or an image dataset.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum DatasetArg {
-    Points(DatasetKind),
-    Images(ImageDataset),
-}
-
-impl std::str::FromStr for DatasetArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        s.parse::<DatasetKind>()
-            .map(DatasetArg::Points)
-            .or_else(|_| s.parse::<ImageDataset>().map(DatasetArg::Images))
-            .map_err(|_| {
-                let names = |all: Vec<&str>| all.join(", ");
-                format!(
-                    "unknown dataset `{s}`; 2-D: {}; images: {}",
-                    names(DatasetKind::ALL.iter().map(|k| k.name()).collect()),
-                    names(ImageDataset::ALL.iter().map(|k| k.name()).collect())
-                )
-            })
-    }
-}
-
 fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
     if let Some(v) = flag {
         *field = v.clone();
@@ -194,92 +170,81 @@ fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
 }
 
 impl Knobs {
-    /// The image dataset named by `--dataset`, if it names one.
-    fn image_dataset(&self) -> Option<ImageDataset> {
-        match self.dataset {
-            Some(DatasetArg::Images(kind)) => Some(kind),
-            _ => None,
-        }
-    }
-
-    /// Write the flags that apply to images into `config`; a flag of the 2-D MLP is an error.
-    fn apply_images(&self, config: &mut ImageExperimentConfig) -> Result<()> {
-        let points_only = [
-            ("--hidden-size", self.hidden_size.is_some()),
-            ("--depth", self.depth.is_some()),
-            ("--activation", self.activation.is_some()),
-            ("--time-embedding", self.time_embedding.is_some()),
-            ("--class", self.class.is_some()),
-        ];
-        if let Some((flag, _)) = points_only.iter().find(|(_, given)| *given) {
-            bail!(
-                "{flag} applies to the 2-D MLP; the image U-Net is configured by model.channels \
-                 and the other fields of its config"
-            );
-        }
+    /// Write every given flag into `config`: the same field for points and images. A flag of
+    /// the other network (`--hidden-size` on a U-Net, `--channels` on the MLP) is an error that
+    /// says which network the config has.
+    fn apply(&self, config: &mut ExperimentConfig) -> Result<()> {
         set(&mut config.seed, &self.seed);
+        if let Some(dataset) = self.dataset {
+            if dataset.is_images() != config.data.dataset.is_images() {
+                bail!(
+                    "--dataset {dataset} needs the {} but the config trains the {} on {}: start \
+                     from a config for it (configs/{}) or leave out --config",
+                    if dataset.is_images() { "U-Net" } else { "MLP" },
+                    if dataset.is_images() { "MLP" } else { "U-Net" },
+                    config.data.dataset,
+                    if dataset.is_images() {
+                        "digits.toml, fashion_mnist.toml"
+                    } else {
+                        "default.toml, quick.toml"
+                    },
+                );
+            }
+            config.data.dataset = dataset;
+        }
         if self.data_dir.is_some() {
             config.data.data_dir = self.data_dir.clone();
         }
-        set(&mut config.data.max_train, &self.n_points);
-        set(&mut config.model.channels, &self.channels);
+        set(&mut config.data.n_points, &self.n_points);
+        let network = config.model.network.kind();
+        let wrong_network = |flag: &str, field: &str| {
+            anyhow::anyhow!(
+                "{flag} sets model.network.{field}, which the {network} network of this config \
+                 does not have (the MLP: --hidden-size, --depth, --activation, --time-embedding; \
+                 the U-Net: --channels)"
+            )
+        };
+        if let Some(channels) = &self.channels {
+            let unet = config
+                .model
+                .unet_mut()
+                .ok_or_else(|| wrong_network("--channels", "channels"))?;
+            unet.channels = channels.clone();
+        }
+        let mlp_flags = [
+            ("--hidden-size", "hidden_size", self.hidden_size.is_some()),
+            ("--depth", "depth", self.depth.is_some()),
+            ("--activation", "activation", self.activation.is_some()),
+            (
+                "--time-embedding",
+                "time_embedding",
+                self.time_embedding.is_some(),
+            ),
+        ];
+        if let Some((flag, field, _)) = mlp_flags.iter().find(|(_, _, given)| *given) {
+            let mlp = config
+                .model
+                .mlp_mut()
+                .ok_or_else(|| wrong_network(flag, field))?;
+            set(&mut mlp.hidden_size, &self.hidden_size);
+            set(&mut mlp.depth, &self.depth);
+            set(&mut mlp.activation, &self.activation);
+            set(&mut mlp.time_embedding, &self.time_embedding);
+        }
         set(&mut config.diffusion.timesteps, &self.timesteps);
         set(&mut config.diffusion.schedule, &self.schedule);
         set(&mut config.diffusion.beta_start, &self.beta_start);
         set(&mut config.diffusion.beta_end, &self.beta_end);
         set(&mut config.model.prediction, &self.prediction);
         set(&mut config.model.variance, &self.model_variance);
+        if self.conditional {
+            config.model.num_classes = config.data.dataset.num_classes();
+        }
         set(&mut config.train.epochs, &self.epochs);
         set(&mut config.train.batch_size, &self.batch_size);
         set(&mut config.train.learning_rate, &self.learning_rate);
         set(&mut config.train.ema_decay, &self.ema_decay);
         set(&mut config.train.label_dropout, &self.label_dropout);
-        set(&mut config.sampling.n_samples, &self.samples);
-        set(&mut config.sampling.variance, &self.variance);
-        set(&mut config.sampling.guidance_scale, &self.guidance);
-        if let Some(steps) = self.ddim {
-            config.sampling.method = SamplerKind::Ddim;
-            config.sampling.steps = steps;
-        }
-        set(&mut config.sampling.eta, &self.eta);
-        config.validate()?;
-        Ok(())
-    }
-
-    /// Write every given flag into `config`.
-    fn apply(&self, config: &mut ExperimentConfig) -> Result<()> {
-        set(&mut config.seed, &self.seed);
-        match self.dataset {
-            Some(DatasetArg::Points(kind)) => config.data.dataset = kind,
-            Some(DatasetArg::Images(kind)) => bail!(
-                "--dataset {kind} is an image dataset: the image pipeline is the main command \
-                 (`ddpm --dataset {kind}`), not `experiment` or `sample`"
-            ),
-            None => {}
-        }
-        if self.channels.is_some() {
-            bail!("--channels sets the image U-Net; the 2-D MLP takes --hidden-size and --depth");
-        }
-        if self.data_dir.is_some() {
-            bail!(
-                "--data-dir applies to image datasets (--dataset digits, fashion_mnist, mnist, cifar10)"
-            );
-        }
-        set(&mut config.data.n_points, &self.n_points);
-        set(&mut config.diffusion.timesteps, &self.timesteps);
-        set(&mut config.diffusion.schedule, &self.schedule);
-        set(&mut config.diffusion.beta_start, &self.beta_start);
-        set(&mut config.diffusion.beta_end, &self.beta_end);
-        set(&mut config.model.hidden_size, &self.hidden_size);
-        set(&mut config.model.depth, &self.depth);
-        set(&mut config.model.activation, &self.activation);
-        set(&mut config.model.time_embedding, &self.time_embedding);
-        set(&mut config.model.prediction, &self.prediction);
-        set(&mut config.model.variance, &self.model_variance);
-        set(&mut config.train.epochs, &self.epochs);
-        set(&mut config.train.batch_size, &self.batch_size);
-        set(&mut config.train.learning_rate, &self.learning_rate);
-        set(&mut config.train.ema_decay, &self.ema_decay);
         set(&mut config.sampling.n_samples, &self.samples);
         set(&mut config.sampling.variance, &self.variance);
         if let Some(steps) = self.ddim {
@@ -287,10 +252,6 @@ impl Knobs {
             config.sampling.steps = steps;
             config.sampling.eta = 0.0;
         }
-        if self.conditional {
-            config.model.num_classes = ddpm_core::data::num_classes(config.data.dataset);
-        }
-        set(&mut config.train.label_dropout, &self.label_dropout);
         set(&mut config.sampling.guidance_scale, &self.guidance);
         if self.class.is_some() {
             config.sampling.class = self.class;
@@ -333,11 +294,13 @@ enum Command {
 }
 
 impl Args {
-    /// The config file (or `default`) with the flags applied on top, validated.
+    /// The config file (or the defaults for `--dataset`: `default` for a 2-D dataset or none,
+    /// the dataset's preset for images) with the flags applied on top, validated.
     fn resolve(&self, default: ExperimentConfig) -> Result<ExperimentConfig> {
-        let config = match &self.config {
-            Some(path) => ExperimentConfig::load(path)?,
-            None => default,
+        let config = match (&self.config, self.knobs.dataset) {
+            (Some(path), _) => ExperimentConfig::load(path)?,
+            (None, Some(dataset)) if dataset.is_images() => ExperimentConfig::for_dataset(dataset),
+            (None, _) => default,
         };
         self.finish(config)
     }
@@ -368,7 +331,13 @@ fn main() -> Result<()> {
 
 /// `ddpm experiment <name>`.
 fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
-    let base = args.resolve(ExperimentConfig::quick())?;
+    let base = match (&args.config, args.knobs.dataset) {
+        // the notebooks' budget on images too
+        (None, Some(Dataset::Images(ImageDataset::Digits))) => {
+            args.finish(ExperimentConfig::digits_quick())?
+        }
+        _ => args.resolve(ExperimentConfig::quick())?,
+    };
     let device = args.backend.device()?;
     let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());
     let dir = out_dir.join("experiments").join(name.name());
@@ -382,16 +351,10 @@ fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
     );
     let mut done = 0;
     let quiet = args.quiet;
-    let report = run_experiment(name, &base, seeds, &device, &mut |label, seed, run| {
+    let report = run_experiment(name, &base, seeds, &device, &mut |label, seed, line| {
         done += 1;
         if !quiet {
-            let r = &run.report;
-            eprintln!(
-                "[{done}/{runs}] {label} (seed {seed}): {}, train {:.1} s, sample {:.2} s",
-                r.trained.summary(),
-                r.timings.train_seconds,
-                r.timings.sample_seconds
-            );
+            eprintln!("[{done}/{runs}] {label} (seed {seed}): {line}");
         }
     })
     .with_context(|| format!("experiment `{name}` failed"))?;
@@ -401,70 +364,25 @@ fn experiment(args: &Args, name: ExperimentName, seeds: usize) -> Result<()> {
     Ok(())
 }
 
-/// `ddpm --dataset digits` (or another image dataset): the image pipeline.
-fn image_pipeline(args: &Args, dataset: ImageDataset) -> Result<()> {
-    if args.config.is_some() {
-        bail!("--config holds a 2-D experiment; image runs take their settings from the flags");
-    }
-    let mut config = ImageExperimentConfig::for_dataset(dataset);
-    args.knobs.apply_images(&mut config)?;
-    let device = args.backend.device()?;
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());
-    eprintln!(
-        "ddpm: {} with a U-Net {:?} ({}), T = {} ({}), {} epochs, backend {}",
-        dataset,
-        config.model.channels,
-        if config.model.num_classes > 0 {
-            "class-conditional"
-        } else {
-            "unconditional"
-        },
-        config.diffusion.timesteps,
-        config.diffusion.schedule,
-        config.train.epochs,
-        backend_label(args.backend)
-    );
-    let run = run_images_and_save(
-        &config,
-        &device,
-        args.backend.name(),
-        &out_dir,
-        args.observer().as_mut(),
-    )
-    .with_context(|| unchanged(&out_dir))?;
-    let r = &run.report;
-    eprintln!(
-        "trained on {} images in {:.1} s ({:.1} s per epoch); sampled {} images in {:.1} s ({})",
-        r.train_images,
-        r.train_seconds,
-        r.seconds_per_epoch,
-        run.output.samples.len(),
-        r.sample_seconds,
-        r.sampler
-    );
-    eprintln!("{}", run.quality_table());
-    if let Some(nll) = &r.nll {
-        eprintln!(
-            "NLL bound on {} held-out images: {:.3} bits/dim (discretised decoder)",
-            r.nll_images, nll.bits_per_dim
-        );
-    }
-    eprintln!("wrote figures and results to {}", out_dir.display());
-    Ok(())
-}
-
-/// `ddpm`: the tutorial pipeline.
+/// `ddpm`: the tutorial pipeline, on points or images.
 fn pipeline(args: &Args) -> Result<()> {
-    if let Some(dataset) = args.knobs.image_dataset() {
-        return image_pipeline(args, dataset);
-    }
     let config = args.resolve(ExperimentConfig::default())?;
     let device = args.backend.device()?;
     let out_dir = args.out_dir.clone().unwrap_or_else(|| "outputs".into());
+    let examples = match (config.data.dataset.is_images(), config.data.n_points) {
+        (false, n) => format!(" on {n}"),
+        (true, 0) => String::new(),
+        (true, n) => format!(" (first {n} images)"),
+    };
     eprintln!(
-        "ddpm: {} on {}, T = {} ({}), {} epochs, backend {}",
+        "ddpm: {}{examples} with a {}{}, T = {} ({}), {} epochs, backend {}",
         config.data.dataset,
-        config.data.n_points,
+        config.model.describe(),
+        if config.model.num_classes > 0 {
+            ", class-conditional"
+        } else {
+            ""
+        },
         config.diffusion.timesteps,
         config.diffusion.schedule,
         config.train.epochs,
@@ -478,15 +396,32 @@ fn pipeline(args: &Args) -> Result<()> {
         args.observer().as_mut(),
     )
     .with_context(|| unchanged(&out_dir))?;
-    let r = &run.report;
-    eprintln!(
-        "trained {:.1} s ({:.0} steps/s), sampled {} points in {:.1} s",
-        r.timings.train_seconds,
-        r.timings.train_steps_per_second,
-        config.sampling.n_samples,
-        r.timings.sample_seconds
-    );
-    report_quality(&run, &out_dir);
+    match &run {
+        Run::Points(run) => {
+            let r = &run.report;
+            eprintln!(
+                "trained {:.1} s ({:.0} steps/s), sampled {} points in {:.1} s",
+                r.timings.train_seconds,
+                r.timings.train_steps_per_second,
+                config.sampling.n_samples,
+                r.timings.sample_seconds
+            );
+            report_quality(run, &out_dir);
+        }
+        Run::Images(run) => {
+            let r = &run.report;
+            eprintln!(
+                "trained on {} images in {:.1} s ({:.1} s per epoch); sampled {} images in {:.1} s ({})",
+                r.train_images,
+                r.train_seconds,
+                r.seconds_per_epoch,
+                run.output.samples.len(),
+                r.sample_seconds,
+                r.sampler
+            );
+            report_images(run, &out_dir);
+        }
+    }
     Ok(())
 }
 
@@ -504,8 +439,18 @@ fn sample(args: &Args, model: &Path) -> Result<()> {
             .unwrap_or_else(|| Path::new("."))
             .join("sample")
     });
+    let what = if config.data.dataset.is_images() {
+        "images"
+    } else {
+        "points"
+    };
+    let class = config
+        .sampling
+        .class
+        .map(|c| format!(" of class {c}"))
+        .unwrap_or_default();
     eprintln!(
-        "ddpm sample: {} points from {} ({}), backend {}",
+        "ddpm sample: {} {what}{class} from {} ({}), backend {}",
         config.sampling.n_samples,
         model.display(),
         ddpm_core::pipeline::sampler_name(&config),
@@ -513,11 +458,22 @@ fn sample(args: &Args, model: &Path) -> Result<()> {
     );
     let run = sample_and_save(&config, model, &device, args.backend.name(), &out_dir)
         .with_context(|| unchanged(&out_dir))?;
-    eprintln!(
-        "sampled {} points in {:.1} s",
-        config.sampling.n_samples, run.report.timings.sample_seconds
-    );
-    report_quality(&run, &out_dir);
+    match &run {
+        Run::Points(run) => {
+            eprintln!(
+                "sampled {} points in {:.1} s",
+                config.sampling.n_samples, run.report.timings.sample_seconds
+            );
+            report_quality(run, &out_dir);
+        }
+        Run::Images(run) => {
+            eprintln!(
+                "sampled {} images in {:.1} s",
+                config.sampling.n_samples, run.report.sample_seconds
+            );
+            report_images(run, &out_dir);
+        }
+    }
     Ok(())
 }
 
@@ -540,6 +496,17 @@ fn unchanged(out_dir: &Path) -> String {
         "nothing was written to {}; files already there are unchanged",
         out_dir.display()
     )
+}
+
+fn report_images(run: &ImageRun, out_dir: &Path) {
+    eprintln!("{}", run.quality_table());
+    if let Some(nll) = &run.report.nll {
+        eprintln!(
+            "NLL bound on {} held-out images: {:.3} bits/dim (discretised decoder)",
+            run.report.nll_images, nll.bits_per_dim
+        );
+    }
+    eprintln!("wrote figures and results to {}", out_dir.display());
 }
 
 fn report_quality(run: &PipelineRun, out_dir: &Path) {

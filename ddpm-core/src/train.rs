@@ -11,9 +11,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
-use crate::data::{Dataset2d, ImageSet};
+use crate::data::{DataShape, Dataset2d, ImageSet};
 use crate::loss::{LossWeighting, Objective, training_loss};
-use crate::model::{Denoiser, DenoiserConfig, MlpDenoiser};
+use crate::model::{Denoiser, ModelConfig, Network, NetworkConfig};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
 use crate::{DdpmError, Result};
@@ -166,7 +166,7 @@ pub struct LossHistory {
 
 /// What a training run produces.
 #[derive(Debug, Clone)]
-pub struct Trained<M = MlpDenoiser> {
+pub struct Trained<M> {
     /// The network to sample with, on the non-autodiff device: the EMA weights when
     /// `ema_decay > 0`, the last weights otherwise.
     pub model: M,
@@ -417,7 +417,7 @@ pub fn label_dropout(labels: &[usize], p: f64, null: usize, rng: &mut NoiseSourc
 /// Exponential moving average of a model's weights: `ema = decay * ema + (1 - decay) * w`,
 /// kept on the plain (non-autodiff) device.
 #[derive(Debug, Clone)]
-pub struct Ema<M = MlpDenoiser> {
+pub struct Ema<M> {
     model: M,
     decay: f64,
 }
@@ -484,6 +484,7 @@ impl ModuleMapper for BlendParams {
 
 /// Save the model's weights to `path` (burn's burnpack format), atomically: the record is
 /// written beside the target and renamed over it, so a crash never leaves a broken file.
+/// A [`Network`] is saved by [`save_network`], which [`load_model`] reads back.
 pub fn save_model<M: Module>(model: &M, path: &Path) -> Result<()> {
     let tmp = crate::io::temp_path_for(path);
     let result = model
@@ -501,34 +502,66 @@ pub fn save_model<M: Module>(model: &M, path: &Path) -> Result<()> {
     result
 }
 
-/// Load weights saved by [`save_model`] into an MLP of architecture `config`.
+/// Load weights saved by [`save_model`] into the network `config` describes, built for
+/// examples of `shape` and a chain of `timesteps` steps (all three as in the run's
+/// `config.json`).
 ///
 /// A missing file, a file that is not a complete burnpack record (truncated, or something else
 /// altogether) and weights of another architecture each give a [`DdpmError::Record`] that says
 /// which, never a panic.
 pub fn load_model(
-    config: &DenoiserConfig,
+    config: &ModelConfig,
+    shape: DataShape,
     timesteps: usize,
     path: &Path,
     device: &Device,
-) -> Result<MlpDenoiser> {
-    load_weights(config.init(timesteps, device), path).map_err(|e| match e {
+) -> Result<Network> {
+    let fresh = config.init(shape, timesteps, device)?;
+    let loaded = match fresh {
+        Network::Mlp(m) => load_weights(m, path).map(Network::Mlp),
+        Network::Unet(u) => load_weights(u, path).map(Network::Unet),
+    };
+    loaded.map_err(|e| match e {
         DdpmError::Record { path, message } if message.starts_with(MISMATCH) => DdpmError::Record {
             path,
             message: format!(
-                "{MISMATCH} (model.hidden_size = {}, model.depth = {}, \
-                     model.embedding_size = {}, model.time_embedding = {}, model.variance = {}, \
-                     diffusion.timesteps = {timesteps}); was it trained with another config? {}",
-                config.hidden_size,
-                config.depth,
-                config.embedding_size,
-                config.time_embedding,
-                config.variance,
+                "{MISMATCH} ({}; diffusion.timesteps = {timesteps}); was it trained with another \
+                 config? {}",
+                architecture(config),
                 &message[MISMATCH.len()..].trim_start_matches(": "),
             ),
         },
         other => other,
     })
+}
+
+/// The fields a saved network's weights depend on, as `field = value` pairs.
+fn architecture(config: &ModelConfig) -> String {
+    let network = match &config.network {
+        NetworkConfig::Mlp(m) => format!(
+            "model.network.kind = mlp, hidden_size = {}, depth = {}, embedding_size = {}, \
+             time_embedding = {}",
+            m.hidden_size, m.depth, m.embedding_size, m.time_embedding
+        ),
+        NetworkConfig::Unet(u) => format!(
+            "model.network.kind = unet, channels = {:?}, blocks_per_level = {}, attention = {}, \
+             embedding_size = {}",
+            u.channels, u.blocks_per_level, u.attention, u.embedding_size
+        ),
+    };
+    format!(
+        "{network}; model.variance = {}, model.num_classes = {}",
+        config.variance, config.num_classes
+    )
+}
+
+/// Save a [`Network`]: the weights of the network inside, as [`save_model`] writes them (the
+/// architecture is read back from the run's config, see [`load_model`]).
+pub fn save_network(network: &Network, path: &Path) -> Result<()> {
+    match network {
+        Network::Mlp(m) => save_model(m, path),
+        Network::Unet(u) => save_model(u, path),
+    }
 }
 
 const MISMATCH: &str = "its weights do not fit the configured network";
@@ -636,8 +669,12 @@ mod tests {
         config.train.batch_size = 64;
         config.train.ema_decay = 0.0;
         let schedule = config.diffusion.init().unwrap();
-        let data = config.data.init(0);
-        let init = || crate::rng::seeded(&device, 0, || config.model.init(100, &device));
+        let data = config.data.init(0).unwrap();
+        let init = || {
+            crate::rng::seeded(&device, 0, || {
+                config.model.init(DataShape::Points, 100, &device).unwrap()
+            })
+        };
         let before = parameters(&init());
         let moved = |clip: f32| -> Vec<f64> {
             let mut train_config = config.train.clone();

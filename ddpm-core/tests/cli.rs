@@ -352,10 +352,10 @@ fn every_knob_flag_reaches_its_config_field() {
     assert_eq!(c["diffusion"]["beta_start"], 0.0002);
     assert_eq!(c["diffusion"]["beta_end"], 0.03);
     assert_eq!(c["diffusion"]["schedule"], "quadratic");
-    assert_eq!(c["model"]["hidden_size"], 48);
-    assert_eq!(c["model"]["depth"], 2);
-    assert_eq!(c["model"]["activation"], "silu");
-    assert_eq!(c["model"]["time_embedding"], "learned");
+    assert_eq!(c["model"]["network"]["hidden_size"], 48);
+    assert_eq!(c["model"]["network"]["depth"], 2);
+    assert_eq!(c["model"]["network"]["activation"], "silu");
+    assert_eq!(c["model"]["network"]["time_embedding"], "learned");
     assert_eq!(c["model"]["variance"], "learned_range");
     assert_eq!(c["data"]["n_points"], 300);
     assert_eq!(c["sampling"]["n_samples"], 120);
@@ -370,7 +370,7 @@ fn every_knob_flag_reaches_its_config_field() {
 fn bad_flag_values_name_their_field() {
     fails_naming(&["--lr", "0"], None, "train.learning_rate");
     fails_naming(&["--beta-end", "1.5"], None, "diffusion.beta_end");
-    fails_naming(&["--hidden-size", "0"], None, "model.hidden_size");
+    fails_naming(&["--hidden-size", "0"], None, "model.network.hidden_size");
     fails_naming(&["--samples", "0"], None, "sampling.n_samples");
     fails_naming(&["--eta", "0.5"], None, "--ddim");
     fails_naming(&["--ddim", "10", "--eta", "2"], None, "sampling.eta");
@@ -523,7 +523,7 @@ fn sample_rejects_a_missing_truncated_or_mismatched_model_clearly() {
     // Mismatched: weights of a 128-wide network read as a 64-wide one.
     let err = run(&model, &["--hidden-size", "64"]);
     assert!(
-        err.contains("do not fit") && err.contains("model.hidden_size = 64"),
+        err.contains("do not fit") && err.contains("hidden_size = 64"),
         "{err}"
     );
 
@@ -649,8 +649,63 @@ fn image_run_writes_image_figures_and_classifier_metrics() {
     }
     assert!(metrics["nll"]["bits_per_dim"].as_f64().unwrap() > 0.0);
     let config = json(&out.join("config.json"));
-    assert_eq!(config["model"]["channels"], serde_json::json!([8, 16]));
+    assert_eq!(
+        config["model"]["network"]["channels"],
+        serde_json::json!([8, 16])
+    );
     assert_eq!(config["sampling"]["steps"], 10);
+
+    // The saved config reproduces the run: same numbers, through `--config` like a 2-D run.
+    let again = dir.join("again");
+    let output = ddpm(&[
+        "--quiet",
+        "--config",
+        out.join("config.json").to_str().unwrap(),
+        "--out-dir",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rerun = json(&again.join("metrics.json"));
+    for key in ["trained", "floor", "untrained"] {
+        assert_eq!(rerun[key], metrics[key], "{key}");
+    }
+
+    // `sample` on the image model: one class asked for, with guidance, by DDPM.
+    let sampled = dir.join("sampled");
+    let output = ddpm(&[
+        "sample",
+        "--model",
+        out.join("model.bpk").to_str().unwrap(),
+        "--class",
+        "3",
+        "--guidance",
+        "2",
+        "--samples",
+        "20",
+        "--quiet",
+        "--out-dir",
+        sampled.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let m = json(&sampled.join("metrics.json"));
+    assert!((0.0..=1.0).contains(&m["trained"]["class_accuracy"].as_f64().unwrap()));
+    assert!(
+        m.get("untrained").is_none(),
+        "sample has no untrained baseline"
+    );
+    let c = json(&sampled.join("config.json"));
+    assert_eq!(c["sampling"]["class"], 3);
+    assert_eq!(c["sampling"]["guidance_scale"], 2.0);
+    let (w, h) = png_size_grey(&sampled.join("real_vs_generated.png"));
+    assert!(w >= 200 && h >= 30, "one row, the class asked for: {w}x{h}");
     // the classifier is cached beside the outputs, and a second run reads it
     let cached: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
@@ -691,8 +746,24 @@ fn bad_image_input_names_its_field_or_file() {
     fails_naming(
         &["--dataset", "digits", "--channels", "12,16"],
         None,
-        "model.channels",
+        "model.network.channels",
     );
+    fails_naming(
+        &["--dataset", "digits", "--class", "10"],
+        None,
+        "sampling.class",
+    );
+    fails_naming(
+        &["--dataset", "digits", "--eta", "1.5"],
+        None,
+        "sampling.eta",
+    );
+    fails_naming(
+        &["experiment", "network", "--dataset", "digits"],
+        None,
+        "does not apply",
+    );
+    fails_naming(&["--dataset", "digits"], Some(TINY), "--dataset digits");
     fails_naming(
         &["--dataset", "digits", "--guidance", "nan"],
         None,
@@ -700,4 +771,55 @@ fn bad_image_input_names_its_field_or_file() {
     );
     fails_naming(&["--channels", "8,16"], None, "--channels");
     fails_naming(&["--dataset", "pictures"], None, "fashion_mnist");
+}
+
+#[test]
+fn the_guidance_grid_runs_on_the_digits() {
+    let dir = scratch("digits-grid");
+    let output = ddpm(&[
+        "experiment",
+        "guidance",
+        "--dataset",
+        "digits",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--timesteps",
+        "50",
+        "--channels",
+        "8,16",
+        "--samples",
+        "40",
+        "--ddim",
+        "10",
+        "--quiet",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let grid = dir.join("experiments").join("guidance");
+    let results = json(&grid.join("results.json"));
+    let variants = results["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 6, "w = 0, 1, 2, 3, 5, 8");
+    for v in variants {
+        let run = &v["runs"][0];
+        assert!(run["trained"]["fcd"].as_f64().unwrap().is_finite());
+        assert!((0.0..=1.0).contains(&run["trained"]["class_accuracy"].as_f64().unwrap()));
+    }
+    // one model, sampled six ways
+    assert_eq!(variants[0]["runs"][0]["shared_training"], false);
+    assert_eq!(variants[5]["runs"][0]["shared_training"], true);
+    let table = std::fs::read_to_string(grid.join("results.md")).unwrap();
+    assert!(
+        table.contains("class accuracy") && table.contains("w = 8"),
+        "{table}"
+    );
+    let (w, h) = png_size_grey(&grid.join("comparison.png"));
+    assert!(w >= 200 && h >= 200, "{w}x{h}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,9 +36,37 @@ fn every_config_file_loads_validates_and_explains_itself() {
 }
 
 #[test]
-fn default_and_quick_files_are_the_library_defaults() {
+fn default_quick_and_image_files_are_the_library_presets() {
     assert_eq!(load("default.toml"), ExperimentConfig::default());
     assert_eq!(load("quick.toml"), ExperimentConfig::quick());
+    assert_eq!(load("digits.toml"), ExperimentConfig::digits());
+    assert_eq!(load("digits_quick.toml"), ExperimentConfig::digits_quick());
+    assert_eq!(
+        load("fashion_mnist.toml"),
+        ExperimentConfig::fashion_mnist()
+    );
+}
+
+#[test]
+fn the_mnist_and_cifar_files_name_their_data_directory() {
+    for (name, dataset) in [
+        ("mnist.toml", ImageDataset::Mnist),
+        ("cifar10.toml", ImageDataset::Cifar10),
+    ] {
+        let text = std::fs::read_to_string(configs_dir().join(name)).unwrap();
+        let config = ExperimentConfig::from_toml_str(&text).unwrap();
+        assert_eq!(config.data.dataset, dataset);
+        assert!(
+            config.data.data_dir.is_some(),
+            "{name} must say where its files are"
+        );
+        let mut expected = ExperimentConfig::for_dataset(dataset.into());
+        expected.data.data_dir = config.data.data_dir.clone();
+        assert_eq!(
+            config, expected,
+            "{name} is the library's preset for {dataset}"
+        );
+    }
 }
 
 #[test]
@@ -53,13 +81,18 @@ fn each_experiment_file_changes_what_its_name_says() {
     assert!(load("budget_short.toml").train.epochs < d.train.epochs);
     assert_eq!(load("cosine.toml").diffusion.schedule, ScheduleKind::Cosine);
     assert_eq!(
-        load("no_time_embedding.toml").model.time_embedding,
+        load("no_time_embedding.toml")
+            .model
+            .mlp()
+            .unwrap()
+            .time_embedding,
         TimeEmbeddingKind::None
     );
     assert!(load("few_steps.toml").diffusion.timesteps < d.diffusion.timesteps);
     assert!(load("many_steps.toml").diffusion.timesteps > d.diffusion.timesteps);
-    assert!(load("small_network.toml").model.hidden_size < d.model.hidden_size);
-    assert!(load("large_network.toml").model.hidden_size > d.model.hidden_size);
+    let width = |c: ExperimentConfig| c.model.mlp().unwrap().hidden_size;
+    assert!(width(load("small_network.toml")) < width(d.clone()));
+    assert!(width(load("large_network.toml")) > width(d.clone()));
     assert_eq!(load("ddim.toml").sampling.method, SamplerKind::Ddim);
     assert_eq!(load("predict_x0.toml").model.prediction, Prediction::X0);
     assert_eq!(load("predict_v.toml").model.prediction, Prediction::V);

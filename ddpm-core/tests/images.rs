@@ -35,44 +35,45 @@ mod digits {
 
     use ddpm_core::Backend;
     use ddpm_core::loss::{Decoder, nll_bound_of};
-    use ddpm_core::pipeline::images::{ImageExperimentConfig, run_images};
+    use ddpm_core::pipeline::images::run_images;
     use ddpm_core::prelude::*;
 
     #[test]
     fn generated_digits_beat_an_untrained_unet_and_are_of_the_class_asked_for() {
         let device = Backend::default_cpu().device().unwrap();
         // the notebooks' budget (20 epochs, 200 samples by DDIM in 25 steps), plus the bound
-        let mut config = ImageExperimentConfig::digits_quick();
-        config.nll_images = 50;
+        let mut config = ExperimentConfig::digits_quick();
+        config.evaluation.nll_images = 50;
         let cache =
             std::env::temp_dir().join(format!("ddpm-test-classifier-{}.bpk", std::process::id()));
         let run = run_images(&config, &device, "flex", &cache, &mut Silent).unwrap();
         let _ = std::fs::remove_file(&cache);
         let r = &run.report;
+        let untrained_score = r
+            .untrained
+            .expect("a training run scores its untrained baseline");
         eprintln!(
             "FCD trained {:.2}, floor {:.2}, untrained {:.2}; accuracy trained {:?}, real {:?}, untrained {:?}; train {:.0} s",
             r.trained.fcd,
             r.floor.fcd,
-            r.untrained.fcd,
+            untrained_score.fcd,
             r.trained.class_accuracy,
             r.floor.class_accuracy,
-            r.untrained.class_accuracy,
+            untrained_score.class_accuracy,
             r.train_seconds
         );
         // the classifier itself must know the digits, or its verdicts mean nothing
         assert!(r.floor.class_accuracy.unwrap() > 0.9);
         // a wide margin on the Fréchet distance, and within a few floors of real data
-        assert!(r.trained.fcd < r.untrained.fcd / 5.0);
+        assert!(r.trained.fcd < untrained_score.fcd / 5.0);
         assert!(r.trained.fcd < 6.0 * r.floor.fcd);
         // asked for a 3, it draws a 3, far above the 10 % of chance (and of the untrained net)
         assert!(r.trained.class_accuracy.unwrap() > 0.5);
-        assert!(r.untrained.class_accuracy.unwrap() < 0.25);
+        assert!(untrained_score.class_accuracy.unwrap() < 0.25);
 
         // The likelihood bound on held-out digits (discretised decoder) falls with training.
         let trained = r.nll.as_ref().unwrap().bits_per_dim;
-        let untrained_model = seeded(&device, config.seed.wrapping_add(1), || {
-            config.model.init(run.data.train.shape(), &device).unwrap()
-        });
+        let untrained_model = config.init_model(config.seeds().init, &device).unwrap();
         let images = run.data.held_out.take(50);
         let all: Vec<usize> = (0..50).collect();
         let untrained = nll_bound_of(
@@ -81,7 +82,7 @@ mod digits {
             images.batch(&all, &device),
             Decoder::Discretized8Bit,
             Some(PosteriorVariance::FixedSmall),
-            config.seed.wrapping_add(6),
+            config.seeds().nll,
         )
         .unwrap()
         .bits_per_dim;

@@ -38,8 +38,8 @@ struct Outcome {
     untrained: QualityReport,
     /// A Gaussian blob with the reference's mean and covariance ([`moment_matched_blob`]).
     blob: QualityReport,
-    model: MlpDenoiser,
-    untrained_model: MlpDenoiser,
+    model: Network,
+    untrained_model: Network,
     schedule: NoiseSchedule,
     reference: Dataset2d,
 }
@@ -49,7 +49,7 @@ struct Outcome {
 fn learn(dataset: DatasetKind, epochs: usize, edit: impl FnOnce(&mut ExperimentConfig)) -> Outcome {
     let device = Backend::default_cpu().device().unwrap();
     let mut config = ExperimentConfig::default();
-    config.data.dataset = dataset;
+    config.data.dataset = dataset.into();
     config.data.n_points = 4000;
     config.diffusion.timesteps = 200;
     config.train.epochs = epochs;
@@ -57,10 +57,13 @@ fn learn(dataset: DatasetKind, epochs: usize, edit: impl FnOnce(&mut ExperimentC
     edit(&mut config);
     let seeds = config.seeds();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(seeds.data);
+    let data = config.data.init(seeds.data).unwrap();
     let init = || {
         seeded(&device, seeds.init, || {
-            config.model.init(schedule.timesteps(), &device)
+            config
+                .model
+                .init(DataShape::Points, schedule.timesteps(), &device)
+                .unwrap()
         })
     };
     let trained = train(
@@ -234,7 +237,7 @@ fn min_snr_weighting_learns_moons() {
 
 /// The NLL bound, bits/dim, of `model` on 500 held-out points: with its own learned variance
 /// (`None`) or a fixed one.
-fn bound(o: &Outcome, model: &MlpDenoiser, variance: Option<PosteriorVariance>) -> f64 {
+fn bound(o: &Outcome, model: &Network, variance: Option<PosteriorVariance>) -> f64 {
     let device = Backend::default_cpu().device().unwrap();
     nll_bound(
         model,
@@ -307,7 +310,7 @@ fn trained_eight_gaussians_beat_untrained_by_5x_and_approach_the_floor() {
 fn conditional_samples_land_in_the_class_asked_for() {
     let device = Backend::default_cpu().device().unwrap();
     let mut config = ExperimentConfig::quick();
-    config.data.dataset = DatasetKind::EightGaussians;
+    config.data.dataset = DatasetKind::EightGaussians.into();
     config.model.num_classes = 8;
     config.train.epochs = 30;
     config.sampling.n_samples = 800;
@@ -394,7 +397,7 @@ fn seed_spread() {
             c.train.epochs = 4
         }),
         ("moons eps, no time embedding", DatasetKind::Moons, |c| {
-            c.model.time_embedding = TimeEmbeddingKind::None
+            c.model.mlp_mut().unwrap().time_embedding = TimeEmbeddingKind::None
         }),
         ("moons x0, 4 epochs", DatasetKind::Moons, |c| {
             c.model.prediction = Prediction::X0;

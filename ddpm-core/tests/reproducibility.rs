@@ -13,9 +13,12 @@ fn run(seed: u64, backend: Backend) -> (Vec<f32>, Vec<[f32; 2]>) {
     config.train.epochs = 3;
     let seeds = config.seeds();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(seeds.data);
+    let data = config.data.init(seeds.data).unwrap();
     let model = seeded(&device, seeds.init, || {
-        config.model.init(schedule.timesteps(), &device)
+        config
+            .model
+            .init(DataShape::Points, schedule.timesteps(), &device)
+            .unwrap()
     });
     let trained = train(
         model,

@@ -13,9 +13,11 @@ fn small_config() -> ExperimentConfig {
     config
 }
 
-fn predictions(model: &MlpDenoiser, device: &Device) -> Vec<f32> {
+fn predictions(model: &Network, device: &Device) -> Vec<f32> {
     let x = from_points(&[[0.1, -0.2], [1.0, 0.5], [-1.5, 0.0]], device);
     model
+        .as_mlp()
+        .expect("an MLP")
         .forward(x, timestep_tensor(&[0, 42, 99], device))
         .into_data()
         .try_to_vec::<f32>()
@@ -27,8 +29,10 @@ fn loss_decreases_over_training() {
     let device = Backend::default_cpu().device().unwrap();
     let config = small_config();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(0);
-    let model = seeded(&device, 0, || config.model.init(100, &device));
+    let data = config.data.init(0).unwrap();
+    let model = seeded(&device, 0, || {
+        config.model.init(DataShape::Points, 100, &device).unwrap()
+    });
     let trained = train(
         model,
         &schedule,
@@ -52,9 +56,11 @@ fn non_finite_loss_stops_training_with_a_clear_error() {
     let device = Backend::default_cpu().device().unwrap();
     let config = small_config();
     let schedule = config.diffusion.init().unwrap();
-    let mut data = config.data.init(0);
+    let mut data = config.data.init(0).unwrap();
     data.points[3] = [f32::INFINITY, 0.0];
-    let model = seeded(&device, 0, || config.model.init(100, &device));
+    let model = seeded(&device, 0, || {
+        config.model.init(DataShape::Points, 100, &device).unwrap()
+    });
     let err = train(
         model,
         &schedule,
@@ -74,8 +80,12 @@ fn ema_weights_differ_from_the_last_weights_with_identical_updates() {
     let device = Backend::default_cpu().device().unwrap();
     let mut config = small_config();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(0);
-    let init = || seeded(&device, 0, || config.model.init(100, &device));
+    let data = config.data.init(0).unwrap();
+    let init = || {
+        seeded(&device, 0, || {
+            config.model.init(DataShape::Points, 100, &device).unwrap()
+        })
+    };
     let with_ema = train(
         init(),
         &schedule,
@@ -114,8 +124,10 @@ fn saved_model_loads_to_identical_predictions_and_bad_files_are_errors() {
     let device = Backend::default_cpu().device().unwrap();
     let config = small_config();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(0);
-    let model = seeded(&device, 0, || config.model.init(100, &device));
+    let data = config.data.init(0).unwrap();
+    let model = seeded(&device, 0, || {
+        config.model.init(DataShape::Points, 100, &device).unwrap()
+    });
     let trained = train(
         model,
         &schedule,
@@ -130,8 +142,8 @@ fn saved_model_loads_to_identical_predictions_and_bad_files_are_errors() {
     let dir = std::env::temp_dir().join(format!("ddpm-save-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("model.bpk");
-    save_model(&trained.model, &path).unwrap();
-    let loaded = load_model(&config.model, 100, &path, &device).unwrap();
+    save_network(&trained.model, &path).unwrap();
+    let loaded = load_model(&config.model, DataShape::Points, 100, &path, &device).unwrap();
     assert_eq!(
         predictions(&trained.model, &device),
         predictions(&loaded, &device)
@@ -140,12 +152,22 @@ fn saved_model_loads_to_identical_predictions_and_bad_files_are_errors() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 
     std::fs::write(dir.join("broken.bpk"), b"not a model").unwrap();
-    let err = load_model(&config.model, 100, &dir.join("broken.bpk"), &device).unwrap_err();
+    let err = load_model(
+        &config.model,
+        DataShape::Points,
+        100,
+        &dir.join("broken.bpk"),
+        &device,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("broken.bpk"), "{err}");
     let mut wider = config.model.clone();
-    wider.hidden_size = 64;
-    let err = load_model(&wider, 100, &path, &device).unwrap_err();
-    assert!(err.to_string().contains("model.bpk"), "{err}");
+    wider.mlp_mut().unwrap().hidden_size = 64;
+    let err = load_model(&wider, DataShape::Points, 100, &path, &device).unwrap_err();
+    assert!(
+        err.to_string().contains("model.bpk") && err.to_string().contains("hidden_size = 64"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -155,12 +177,14 @@ fn every_time_embedding_and_activation_trains() {
     let mut config = small_config();
     config.train.epochs = 2;
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(0);
+    let data = config.data.init(0).unwrap();
     for &embedding in TimeEmbeddingKind::ALL {
         for &activation in Activation::ALL {
-            config.model.time_embedding = embedding;
-            config.model.activation = activation;
-            let model = seeded(&device, 0, || config.model.init(100, &device));
+            config.model.mlp_mut().unwrap().time_embedding = embedding;
+            config.model.mlp_mut().unwrap().activation = activation;
+            let model = seeded(&device, 0, || {
+                config.model.init(DataShape::Points, 100, &device).unwrap()
+            });
             let trained = train(
                 model,
                 &schedule,
@@ -185,7 +209,9 @@ fn seeded_init_is_identical_across_threads_and_differs_across_seeds() {
     let config = small_config();
     let build = |seed: u64| {
         let device = Backend::default_cpu().device().unwrap();
-        let model = seeded(&device, seed, || config.model.init(100, &device));
+        let model = seeded(&device, seed, || {
+            config.model.init(DataShape::Points, 100, &device).unwrap()
+        });
         predictions(&model, &device)
     };
     let reference = build(0);
@@ -209,7 +235,7 @@ fn every_schedule_with_raw_inputs_beta_variance_and_no_frames_learns() {
         config.data.n_points = 2000;
         config.diffusion.timesteps = 100;
         config.diffusion.schedule = kind;
-        config.model.input_encoding = InputEncoding::Raw;
+        config.model.mlp_mut().unwrap().input_encoding = InputEncoding::Raw;
         config.train.epochs = 30;
         config.sampling.n_samples = 500;
         config.sampling.variance = PosteriorVariance::FixedLarge;

@@ -62,15 +62,18 @@ fn ints(values: &[usize], device: &Device) -> Tensor<1, Int> {
 /// The default tutorial MLP, conditional on 2 classes so the class embedding is covered.
 fn mlp_config() -> ExperimentConfig {
     let mut config = ExperimentConfig::default();
-    config.data.dataset = DatasetKind::Moons;
+    config.data.dataset = DatasetKind::Moons.into();
     config.model.num_classes = 2;
     config.diffusion.timesteps = 100;
     config
 }
 
-fn mlp_on(config: &ExperimentConfig, device: &Device) -> MlpDenoiser {
+fn mlp_on(config: &ExperimentConfig, device: &Device) -> Network {
     seeded(device, 7, || {
-        config.model.init(config.diffusion.timesteps, device)
+        config
+            .model
+            .init(DataShape::Points, config.diffusion.timesteps, device)
+            .unwrap()
     })
 }
 
@@ -103,7 +106,7 @@ fn one_training_step_of_the_mlp_matches_flex() {
     config.train.epochs = 1;
     let seeds = config.seeds();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(seeds.data);
+    let data = config.data.init(seeds.data).unwrap();
     let probe = NoiseSource::new(3).normal_vec(64 * 2);
     let run = |device: &Device| {
         let trained = train(
@@ -285,10 +288,13 @@ fn a_short_training_run_on_wgpu_learns_the_moons() {
     config.train.ema_decay = 0.98;
     let seeds = config.seeds();
     let schedule = config.diffusion.init().unwrap();
-    let data = config.data.init(seeds.data);
+    let data = config.data.init(seeds.data).unwrap();
     let init = || {
         seeded(&device, seeds.init, || {
-            config.model.init(schedule.timesteps(), &device)
+            config
+                .model
+                .init(DataShape::Points, schedule.timesteps(), &device)
+                .unwrap()
         })
     };
     let trained = train(
@@ -303,7 +309,7 @@ fn a_short_training_run_on_wgpu_learns_the_moons() {
     .unwrap();
     let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
     let n = 500;
-    let draw = |model: &MlpDenoiser| {
+    let draw = |model: &Network| {
         sampler
             .sample(model, n, &mut NoiseSource::new(seeds.sample), &[], &device)
             .unwrap()

@@ -8,8 +8,122 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
-use crate::model::ImageShape;
+use super::ImageShape;
+use crate::choice::choice_enum;
 use crate::{DdpmError, Result};
+
+choice_enum! {
+    /// An image dataset.
+    pub enum ImageDataset ("image dataset") {
+        /// 8x8 handwritten digits, shipped with the crate (1797 images).
+        Digits = "digits",
+        /// Fashion-MNIST 28x28 (Debian's `dataset-fashion-mnist`, or a directory).
+        FashionMnist = "fashion_mnist",
+        /// MNIST 28x28, from a directory of its IDX files.
+        Mnist = "mnist",
+        /// CIFAR-10 32x32 RGB, from a directory of its binary batches.
+        Cifar10 = "cifar10",
+    }
+}
+
+impl ImageDataset {
+    /// The names of the classes, in label order.
+    pub fn class_names(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            ImageDataset::Digits | ImageDataset::Mnist => {
+                &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+            }
+            ImageDataset::FashionMnist => &[
+                "T-shirt",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+            ImageDataset::Cifar10 => &[
+                "airplane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+            ],
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Number of classes (every image dataset here has ten).
+    pub fn num_classes(self) -> usize {
+        10
+    }
+
+    /// The shape of one image, known before the files are read.
+    pub fn shape(self) -> ImageShape {
+        match self {
+            ImageDataset::Digits => ImageShape::new(1, 8, 8),
+            ImageDataset::FashionMnist | ImageDataset::Mnist => ImageShape::new(1, 28, 28),
+            ImageDataset::Cifar10 => ImageShape::new(3, 32, 32),
+        }
+    }
+
+    /// Load the training split and the held-out split (the test split; for the digits, which
+    /// have none, `held_out` images set aside at random with `seed`). `dir` holds the files
+    /// (MNIST and CIFAR-10: required; Fashion-MNIST: optional, see [`load_fashion_mnist`];
+    /// digits: not used).
+    pub fn load(
+        self,
+        dir: Option<&Path>,
+        held_out: usize,
+        seed: u64,
+    ) -> Result<(ImageSet, ImageSet)> {
+        let required = || {
+            dir.ok_or_else(|| {
+                DdpmError::invalid(
+                    "data.data_dir",
+                    "none",
+                    format!(
+                        "{self} is not shipped with ddpm-core: name the directory of its files \
+                         (--data-dir DIR)"
+                    ),
+                )
+            })
+        };
+        Ok(match self {
+            ImageDataset::Digits => load_digits()?.split(held_out, seed)?,
+            ImageDataset::FashionMnist => (
+                load_fashion_mnist(dir, Split::Train)?,
+                load_fashion_mnist(dir, Split::Test)?,
+            ),
+            ImageDataset::Mnist => {
+                let dir = required()?;
+                (
+                    load_mnist(dir, Split::Train)?,
+                    load_mnist(dir, Split::Test)?,
+                )
+            }
+            ImageDataset::Cifar10 => {
+                let dir = required()?;
+                (
+                    load_cifar10(dir, Split::Train)?,
+                    load_cifar10(dir, Split::Test)?,
+                )
+            }
+        })
+    }
+}
+
+/// An image dataset's training images and held-out ones.
+#[derive(Debug, Clone)]
+pub struct ImageData {
+    /// What the diffusion model trains on (the first `data.n_points` of the training split,
+    /// or all of it).
+    pub train: ImageSet,
+    /// The whole training split: what the classifier trains on, and the real images the
+    /// Fréchet distance compares with.
+    pub all_train: ImageSet,
+    /// Held out from both.
+    pub held_out: ImageSet,
+}
 
 /// Which half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,10 +10,8 @@ use burn::prelude::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal, StandardNormal};
-use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
-use crate::{DdpmError, Result};
 
 choice_enum! {
     /// The toy distributions.
@@ -30,44 +28,6 @@ choice_enum! {
         Checkerboard = "checkerboard",
         /// Two interleaved spiral arms.
         Spirals = "spirals",
-    }
-}
-
-/// Which data to train on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DataConfig {
-    /// The distribution.
-    pub dataset: DatasetKind,
-    /// Number of training points.
-    pub n_points: usize,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        Self {
-            dataset: DatasetKind::Moons,
-            n_points: 8000,
-        }
-    }
-}
-
-impl DataConfig {
-    /// Check every field; `prefix` is the path of this section in the experiment config.
-    pub fn validate(&self, prefix: &str) -> Result<()> {
-        if !(16..=10_000_000).contains(&self.n_points) {
-            return Err(DdpmError::invalid(
-                &format!("{prefix}n_points"),
-                self.n_points,
-                "must be in 16..=10000000",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Draw the training set.
-    pub fn init(&self, seed: u64) -> Dataset2d {
-        Dataset2d::generate(self.dataset, self.n_points, seed)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::loss::{LossWeighting, nll_bound};
 use crate::model::{Activation, Denoise, ModelVariance, TimeEmbeddingKind};
 use crate::notebook::Table;
 use crate::pipeline::PipelineRun;
+use crate::pipeline::images::ClassifierScore;
 use crate::sampling::{PosteriorVariance, SamplerKind};
 use crate::schedule::ScheduleKind;
 use crate::{DdpmError, Result, io, plot};
@@ -86,6 +87,13 @@ impl ExperimentName {
         }
     }
 
+    /// Whether the grid can run on `dataset`: the network grids (embedding, width and depth)
+    /// change the MLP, so they run on points only.
+    pub fn applies_to(self, dataset: crate::data::Dataset) -> bool {
+        !(dataset.is_images()
+            && matches!(self, ExperimentName::Embedding | ExperimentName::Network))
+    }
+
     /// Whether the table reports the NLL bound of each run (it costs T forward passes).
     pub fn reports_nll(self) -> bool {
         self == ExperimentName::Variance
@@ -110,7 +118,13 @@ impl ExperimentName {
                 .collect(),
             ExperimentName::Embedding => TimeEmbeddingKind::ALL
                 .iter()
-                .map(|&kind| Variant::new(kind.name(), move |c| c.model.time_embedding = kind))
+                .map(|&kind| {
+                    Variant::new(kind.name(), move |c| {
+                        if let Some(mlp) = c.model.mlp_mut() {
+                            mlp.time_embedding = kind;
+                        }
+                    })
+                })
                 .collect(),
             ExperimentName::Network => {
                 let sizes = [(32usize, 1usize), (64, 2), (128, 3), (256, 4)];
@@ -118,17 +132,21 @@ impl ExperimentName {
                     .into_iter()
                     .map(|(width, depth)| {
                         Variant::new(format!("{width} x {depth}, gelu"), move |c| {
-                            c.model.hidden_size = width;
-                            c.model.depth = depth;
-                            c.model.activation = Activation::Gelu;
+                            if let Some(mlp) = c.model.mlp_mut() {
+                                mlp.hidden_size = width;
+                                mlp.depth = depth;
+                                mlp.activation = Activation::Gelu;
+                            }
                         })
                     })
                     .collect();
                 for &act in Activation::ALL.iter().filter(|&&a| a != Activation::Gelu) {
                     variants.push(Variant::new(format!("128 x 3, {act}"), move |c| {
-                        c.model.hidden_size = 128;
-                        c.model.depth = 3;
-                        c.model.activation = act;
+                        if let Some(mlp) = c.model.mlp_mut() {
+                            mlp.hidden_size = 128;
+                            mlp.depth = 3;
+                            mlp.activation = act;
+                        }
                     }));
                 }
                 variants
@@ -186,7 +204,7 @@ impl ExperimentName {
                 .into_iter()
                 .map(|w| {
                     Variant::new(format!("w = {w}"), move |c| {
-                        c.model.num_classes = crate::data::num_classes(c.data.dataset);
+                        c.model.num_classes = c.data.dataset.num_classes();
                         c.sampling.guidance_scale = w;
                         c.sampling.class = None;
                     })
@@ -246,18 +264,47 @@ pub struct ClassSummary {
     pub class_energy_distance_floor: f64,
 }
 
+/// One image run of a grid, as written to JSON: the classifier's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageRunSummary {
+    /// The master seed of this run.
+    pub seed: u64,
+    /// The samples' Fréchet classifier distance and class accuracy.
+    pub trained: ClassifierScore,
+    /// Held-out real images: the best reachable.
+    pub floor: ClassifierScore,
+    /// Mean loss of the last epoch.
+    pub final_loss: f32,
+    /// Training wall time (of the model this run shares, if it shares one).
+    pub train_seconds: f64,
+    /// Whether this run sampled the trained model of an earlier variant.
+    pub shared_training: bool,
+    /// Sampling wall time.
+    pub sample_seconds: f64,
+}
+
 /// A variant's runs over the seeds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VariantResult {
+pub struct VariantResult<S = RunSummary> {
     /// The variant's label.
     pub label: String,
     /// One run per seed.
-    pub runs: Vec<RunSummary>,
+    pub runs: Vec<S>,
 }
 
-impl VariantResult {
+/// Every variant's results: of 2-D runs, or of image runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum GridResults {
+    /// Runs on points, measured against fresh draws of the distribution.
+    Points(Vec<VariantResult>),
+    /// Runs on images, measured by the classifier.
+    Images(Vec<VariantResult<ImageRunSummary>>),
+}
+
+impl<S> VariantResult<S> {
     /// Mean and sample standard deviation of `f` over the seeds.
-    pub fn mean_sd(&self, f: impl Fn(&RunSummary) -> f64) -> (f64, f64) {
+    pub fn mean_sd(&self, f: impl Fn(&S) -> f64) -> (f64, f64) {
         let values: Vec<f64> = self.runs.iter().map(f).collect();
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
@@ -280,12 +327,15 @@ pub struct ExperimentReport {
     /// The config every variant starts from (its seed is the first of the seeds).
     pub base: ExperimentConfig,
     /// One entry per variant, in the grid's order.
-    pub variants: Vec<VariantResult>,
+    pub variants: GridResults,
     /// The backend it ran on.
     pub backend: String,
     /// The first seed's runs, for the chart (not serialised).
     #[serde(skip)]
     pub comparison: Option<Comparison>,
+    /// The first seed's image samples, for the chart (not serialised).
+    #[serde(skip)]
+    pub image_chart: Option<crate::plot::ImageGrid>,
 }
 
 impl ExperimentReport {
@@ -297,7 +347,11 @@ impl ExperimentReport {
     /// real data) varies from seed to seed, so averaging per-seed ratios would mostly measure
     /// the floor's own noise.
     pub fn table(&self) -> Table {
-        let seeds = self.variants.first().map_or(0, |v| v.runs.len());
+        let variants = match &self.variants {
+            GridResults::Points(variants) => variants,
+            GridResults::Images(variants) => return super::images::image_table(variants),
+        };
+        let seeds = variants.first().map_or(0, |v| v.runs.len());
         let pm = |(mean, sd): (f64, f64), digits: usize| {
             if seeds > 1 {
                 format!("{mean:.digits$} ± {sd:.digits$}")
@@ -324,7 +378,7 @@ impl ExperimentReport {
             headers.push("per-class ED / floor".into());
         }
         let mut table = Table::new(headers);
-        for v in &self.variants {
+        for v in variants {
             let mean = |f: fn(&RunSummary) -> f64| v.mean_sd(f).0;
             let ed_ratio = mean(|r| r.energy_distance) / mean(|r| r.energy_distance_floor);
             let mmd_ratio = mean(|r| r.mmd) / mean(|r| r.mmd_floor);
@@ -370,15 +424,32 @@ impl ExperimentReport {
             plot::save_png(&comparison.chart(), &path)?;
             written.push(path);
         }
-        let seeds: Vec<String> = self
-            .variants
-            .first()
-            .map(|v| v.runs.iter().map(|r| r.seed.to_string()).collect())
-            .unwrap_or_default();
+        if let Some(grid) = &self.image_chart {
+            let path = dir.join("comparison.png");
+            io::write_atomic(&path, grid.to_png()?.bytes())?;
+            written.push(path);
+        }
+        let seeds: Vec<u64> = match &self.variants {
+            GridResults::Points(v) => v
+                .first()
+                .map(|v| v.runs.iter().map(|r| r.seed).collect())
+                .unwrap_or_default(),
+            GridResults::Images(v) => v
+                .first()
+                .map(|v| v.runs.iter().map(|r| r.seed).collect())
+                .unwrap_or_default(),
+        };
+        let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+        let floors = match &self.variants {
+            GridResults::Points(_) => {
+                "Floors: energy distance and MMD^2 between two draws of the data; `/ floor` is \
+                 the mean metric over the mean floor."
+            }
+            GridResults::Images(_) => "Floor: held-out real images scored by the same classifier.",
+        };
         let markdown = format!(
-            "# {}\n\nBackend {}, seeds {}; energy distance and times are the mean{} over the \
-             seeds. Floors: energy distance and MMD^2 between two draws of the data; \
-             `/ floor` is the mean metric over the mean floor.\n\n{}",
+            "# {}\n\nBackend {}, seeds {}; values and times are the mean{} over the \
+             seeds. {floors}\n\n{}",
             self.title,
             self.backend,
             seeds.join(", "),
@@ -411,12 +482,23 @@ pub fn run_experiment(
     base: &ExperimentConfig,
     seeds: usize,
     device: &Device,
-    progress: &mut dyn FnMut(&str, u64, &PipelineRun),
+    progress: &mut dyn FnMut(&str, u64, &str),
 ) -> Result<ExperimentReport> {
     if !(1..=100).contains(&seeds) {
         return Err(DdpmError::invalid("seeds", seeds, "must be in 1..=100"));
     }
     base.validate()?;
+    if !name.applies_to(base.data.dataset) {
+        return Err(DdpmError::invalid(
+            "experiment",
+            name,
+            format!(
+                "changes the MLP and does not apply to {} (a U-Net); on images run schedules, \
+                 steps, ddim, targets, variance, weighting or guidance",
+                base.data.dataset
+            ),
+        ));
+    }
     let variants = name.variants();
     for v in &variants {
         let mut config = base.clone();
@@ -425,6 +507,9 @@ pub fn run_experiment(
             field: "experiment",
             message: format!("variant `{}` of `{name}`: {e}", v.label),
         })?;
+    }
+    if base.data.dataset.is_images() {
+        return super::images::run_image_experiment(name, &variants, base, seeds, device, progress);
     }
     let mut results: Vec<VariantResult> = variants
         .iter()
@@ -466,7 +551,13 @@ pub fn run_experiment(
                 nll_bits_per_dim: nll,
                 classes: r.classes.as_ref().map(|c| class_summary(&c.trained)),
             });
-            progress(&v.label, seeded_base.seed, run);
+            let line = format!(
+                "{}, train {:.1} s, sample {:.2} s",
+                r.trained.summary(),
+                r.timings.train_seconds,
+                r.timings.sample_seconds
+            );
+            progress(&v.label, seeded_base.seed, &line);
         }
         if first.is_none() {
             first = Some(comparison);
@@ -476,9 +567,10 @@ pub fn run_experiment(
         name,
         title: name.title().to_string(),
         base: base.clone(),
-        variants: results,
+        variants: GridResults::Points(results),
         backend: crate::Backend::label(device),
         comparison: first,
+        image_chart: None,
     })
 }
 
@@ -500,7 +592,7 @@ const NLL_POINTS: usize = 1000;
 /// The NLL bound of a fresh held-out draw of the run's dataset, with the run's variance.
 fn held_out_nll(run: &PipelineRun, device: &Device) -> Result<f64> {
     let seeds = run.config.seeds();
-    let points = Dataset2d::generate(run.config.data.dataset, NLL_POINTS, seeds.eval);
+    let points = Dataset2d::generate(run.data.kind, NLL_POINTS, seeds.eval);
     let bound = nll_bound(
         &run.model,
         &run.schedule,
@@ -581,12 +673,13 @@ mod tests {
             name: ExperimentName::Targets,
             title: "t".into(),
             base: ExperimentConfig::quick(),
-            variants: vec![VariantResult {
+            variants: GridResults::Points(vec![VariantResult {
                 label: "x".into(),
                 runs: vec![a, b],
-            }],
+            }]),
             backend: "flex".into(),
             comparison: None,
+            image_chart: None,
         };
         let table = report.table();
         let column = |name: &str| table.headers.iter().position(|h| h == name).unwrap();

@@ -21,10 +21,11 @@ use crate::plot::{GENERATED, PALETTE, Panel, REAL, SHOWN_PER_PANEL, ScatterPanel
 use crate::train::Silent;
 
 mod grid;
+mod images;
 
 pub use grid::{
-    ExperimentName, ExperimentReport, RunSummary, SEED_STRIDE, Variant, VariantResult,
-    run_experiment,
+    ExperimentName, ExperimentReport, GridResults, ImageRunSummary, RunSummary, SEED_STRIDE,
+    Variant, VariantResult, run_experiment,
 };
 
 /// Runs of one experiment: a base config and labelled variants of it, in order.

@@ -11,7 +11,7 @@ use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
 
 use super::embedding::{TimeEmbeddingKind, sinusoidal_embedding};
-use super::{Denoise, DenoiserOutput};
+use super::{Denoise, DenoiserOutput, Head, ModelVariance};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
 use crate::{DdpmError, Result};
@@ -54,21 +54,10 @@ choice_enum! {
     }
 }
 
-choice_enum! {
-    /// Whether the network also predicts the variance of each reverse step.
-    pub enum ModelVariance ("model variance") {
-        /// No: sampling uses a fixed variance (`sampling.variance`: beta-tilde or beta).
-        Fixed = "fixed",
-        /// Yes, as Improved DDPM's `learned_range` (Nichol & Dhariwal 2021, eq. 15): two more
-        /// outputs v in about [-1, 1] interpolate log sigma^2 between log beta-tilde_t and log beta_t.
-        LearnedRange = "learned_range",
-    }
-}
-
 /// Architecture of the MLP denoiser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct DenoiserConfig {
+pub struct MlpConfig {
     /// Width of the hidden layers.
     pub hidden_size: usize,
     /// Number of residual blocks.
@@ -83,17 +72,9 @@ pub struct DenoiserConfig {
     pub input_encoding: InputEncoding,
     /// Frequency scale of the coordinate features: larger draws finer detail.
     pub input_scale: f64,
-    /// What the output predicts: the noise, x_0 or the velocity v.
-    pub prediction: Prediction,
-    /// Fixed variance, or a learned one (two more outputs, trained with the hybrid loss).
-    pub variance: ModelVariance,
-    /// Number of classes to condition on (0: unconditional). A conditional model learns one
-    /// embedding row per class plus a null class (index `num_classes`) for classifier-free
-    /// guidance; it must match the dataset's classes.
-    pub num_classes: usize,
 }
 
-impl Default for DenoiserConfig {
+impl Default for MlpConfig {
     fn default() -> Self {
         Self {
             hidden_size: 128,
@@ -103,14 +84,11 @@ impl Default for DenoiserConfig {
             embedding_size: 128,
             input_encoding: InputEncoding::Sinusoidal,
             input_scale: 25.0,
-            prediction: Prediction::Epsilon,
-            variance: ModelVariance::Fixed,
-            num_classes: 0,
         }
     }
 }
 
-impl DenoiserConfig {
+impl MlpConfig {
     /// Check every field; `prefix` is the path of this section in the experiment config.
     pub fn validate(&self, prefix: &str) -> Result<()> {
         let field = |name: &str| format!("{prefix}{name}");
@@ -136,18 +114,11 @@ impl DenoiserConfig {
                 "must be finite and > 0",
             ));
         }
-        if self.num_classes > 1000 {
-            return Err(DdpmError::invalid(
-                &field("num_classes"),
-                self.num_classes,
-                "must be in 0..=1000 (0: unconditional)",
-            ));
-        }
         Ok(())
     }
 
     /// Width of the concatenated input features.
-    fn input_width(&self) -> usize {
+    fn input_width(&self, head: Head) -> usize {
         let x = match self.input_encoding {
             InputEncoding::Sinusoidal => 2 * self.embedding_size,
             InputEncoding::Raw => 2,
@@ -156,7 +127,7 @@ impl DenoiserConfig {
             TimeEmbeddingKind::None => 0,
             _ => self.embedding_size,
         };
-        let class = if self.num_classes > 0 {
+        let class = if head.num_classes > 0 {
             self.embedding_size
         } else {
             0
@@ -165,8 +136,8 @@ impl DenoiserConfig {
     }
 
     /// Number of outputs per point: the 2-D prediction, plus 2 variance values when learned.
-    pub fn output_width(&self) -> usize {
-        match self.variance {
+    pub fn output_width(&self, head: Head) -> usize {
+        match head.variance {
             ModelVariance::Fixed => 2,
             ModelVariance::LearnedRange => 4,
         }
@@ -176,20 +147,21 @@ impl DenoiserConfig {
     ///
     /// burn draws initial weights from the device's generator; use
     /// [`crate::rng::seeded`] to make them reproducible.
-    pub fn init(&self, timesteps: usize, device: &Device) -> MlpDenoiser {
+    pub fn init(&self, head: Head, timesteps: usize, device: &Device) -> MlpDenoiser {
         let hidden = self.hidden_size;
         MlpDenoiser {
             time_table: (self.time_embedding == TimeEmbeddingKind::Learned)
                 .then(|| EmbeddingConfig::new(timesteps, self.embedding_size).init(device)),
-            input: LinearConfig::new(self.input_width(), hidden).init(device),
+            input: LinearConfig::new(self.input_width(head), hidden).init(device),
             blocks: (0..self.depth)
                 .map(|_| LinearConfig::new(hidden, hidden).init(device))
                 .collect(),
-            output: LinearConfig::new(hidden, self.output_width()).init(device),
-            class_table: (self.num_classes > 0).then(|| {
-                EmbeddingConfig::new(self.num_classes + 1, self.embedding_size).init(device)
+            output: LinearConfig::new(hidden, self.output_width(head)).init(device),
+            class_table: (head.num_classes > 0).then(|| {
+                EmbeddingConfig::new(head.num_classes + 1, self.embedding_size).init(device)
             }),
             config: self.clone(),
+            head,
         }
     }
 }
@@ -210,25 +182,33 @@ pub struct MlpDenoiser {
     class_table: Option<Embedding>,
     /// The architecture (not a parameter).
     #[module(skip)]
-    config: DenoiserConfig,
+    config: MlpConfig,
+    /// What the output means (not a parameter).
+    #[module(skip)]
+    head: Head,
 }
 
 impl MlpDenoiser {
     /// The architecture this network was built from.
-    pub fn config(&self) -> &DenoiserConfig {
+    pub fn config(&self) -> &MlpConfig {
         &self.config
+    }
+
+    /// What its output means.
+    pub fn head(&self) -> Head {
+        self.head
     }
 
     /// Split a raw output into the prediction and the learned variance values.
     fn split(&self, output: Tensor<2>) -> DenoiserOutput {
-        let (value, variance) = match self.config.variance {
+        let (value, variance) = match self.head.variance {
             ModelVariance::Fixed => (output, None),
             ModelVariance::LearnedRange => {
                 (output.clone().narrow(1, 0, 2), Some(output.narrow(1, 2, 2)))
             }
         };
         DenoiserOutput {
-            target: self.config.prediction,
+            target: self.head.prediction,
             value,
             variance,
         }
@@ -236,7 +216,7 @@ impl MlpDenoiser {
 
     /// The raw output for noisy points `x` (`[batch, 2]`) at time indices `t` (`[batch]`, in
     /// `0..T`): `[batch, 2]`, or `[batch, 4]` with a learned variance
-    /// ([`DenoiserConfig::output_width`]). A conditional model reads the null class.
+    /// ([`MlpConfig::output_width`]). A conditional model reads the null class.
     pub fn forward(&self, x: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
         self.forward_class(x, t, None)
     }
@@ -292,7 +272,7 @@ impl MlpDenoiser {
             let w_class = weight.narrow(0, offset, cfg.embedding_size);
             let class = self.classes_or_null(class, batch, &device);
             // Project the whole table when it has fewer rows than the batch, else the rows asked for.
-            h = h + if cfg.num_classes < batch {
+            h = h + if self.head.num_classes < batch {
                 table.weight.val().matmul(w_class).select(0, class)
             } else {
                 table.weight.val().select(0, class).matmul(w_class)
@@ -326,7 +306,7 @@ impl MlpDenoiser {
         device: &Device,
     ) -> Tensor<1, Int> {
         class.unwrap_or_else(|| {
-            Tensor::<1, Int>::full([batch], self.config.num_classes as i64, device)
+            Tensor::<1, Int>::full([batch], self.head.num_classes as i64, device)
         })
     }
 
@@ -387,15 +367,15 @@ impl MlpDenoiser {
 
 impl Denoise for MlpDenoiser {
     fn prediction(&self) -> Prediction {
-        self.config.prediction
+        self.head.prediction
     }
 
     fn learns_variance(&self) -> bool {
-        self.config.variance == ModelVariance::LearnedRange
+        self.head.variance == ModelVariance::LearnedRange
     }
 
     fn num_classes(&self) -> usize {
-        self.config.num_classes
+        self.head.num_classes
     }
 
     fn data_size(&self) -> usize {
@@ -432,11 +412,11 @@ mod tests {
         let device = crate::Backend::default_cpu().device().unwrap();
         let x = NoiseSource::new(4).normal([64, 2], &device);
         for kind in TimeEmbeddingKind::ALL {
-            let config = DenoiserConfig {
+            let config = MlpConfig {
                 time_embedding: *kind,
                 ..Default::default()
             };
-            let model = seeded(&device, 3, || config.init(100, &device));
+            let model = seeded(&device, 3, || config.init(Head::default(), 100, &device));
             let t = 37;
             let full = model.forward(x.clone(), Tensor::<1, Int>::full([64], t as i64, &device));
             let once = model.forward_at(x.clone(), t);
@@ -452,13 +432,16 @@ mod tests {
             ]
         });
         for (time, encoding, num_classes) in variants {
-            let config = DenoiserConfig {
-                num_classes,
+            let config = MlpConfig {
                 time_embedding: time,
                 input_encoding: encoding,
                 ..Default::default()
             };
-            let model = seeded(&device, 3, || config.init(100, &device));
+            let head = Head {
+                num_classes,
+                ..Head::default()
+            };
+            let model = seeded(&device, 3, || config.init(head, 100, &device));
             let class: Vec<i64> = (0..64).map(|i| i % 4).collect();
             let class = Tensor::<1, Int>::from_ints(class.as_slice(), &device);
             let t = Tensor::<1, Int>::full([64], 37, &device);
@@ -479,12 +462,13 @@ mod tests {
         let device = crate::Backend::default_cpu().device().unwrap();
         let x = NoiseSource::new(5).normal([7, 2], &device);
         for (variance, width) in [(ModelVariance::Fixed, 2), (ModelVariance::LearnedRange, 4)] {
-            let config = DenoiserConfig {
+            let config = MlpConfig::default();
+            let head = Head {
                 variance,
-                ..Default::default()
+                ..Head::default()
             };
-            assert_eq!(config.output_width(), width);
-            let model = seeded(&device, 3, || config.init(100, &device));
+            assert_eq!(config.output_width(head), width);
+            let model = seeded(&device, 3, || config.init(head, 100, &device));
             let raw = model.forward_at(x.clone(), 10);
             assert_eq!(raw.dims(), [7, width]);
             let out = model.denoise_at(x.clone(), 10, None);
@@ -507,11 +491,11 @@ mod tests {
         let x = NoiseSource::new(6).normal([7, 2], &device);
         let class = crate::model::class_tensor(&[0, 1, 2, 3, 0, 1, 4], &device);
         for k in [0usize, 4] {
-            let config = DenoiserConfig {
+            let head = Head {
                 num_classes: k,
-                ..Default::default()
+                ..Head::default()
             };
-            let model = seeded(&device, 3, || config.init(100, &device));
+            let model = seeded(&device, 3, || MlpConfig::default().init(head, 100, &device));
             assert_eq!(model.num_classes(), k);
             let t = Tensor::<1, Int>::full([7], 10, &device);
             let given = (k > 0).then(|| class.clone());
@@ -522,11 +506,11 @@ mod tests {
             assert_eq!(model.denoise_at(x.clone(), 10, given).value.dims(), [7, 2]);
         }
         // A conditional model's prediction depends on the class; None is the null class (4).
-        let config = DenoiserConfig {
+        let head = Head {
             num_classes: 4,
-            ..Default::default()
+            ..Head::default()
         };
-        let model = seeded(&device, 3, || config.init(100, &device));
+        let model = seeded(&device, 3, || MlpConfig::default().init(head, 100, &device));
         let at = |c: Option<Tensor<1, Int>>| model.denoise_at(x.clone(), 10, c).value;
         let null = crate::model::class_tensor(&[4; 7], &device);
         let zeros = crate::model::class_tensor(&[0; 7], &device);

@@ -10,6 +10,7 @@
 mod embedding;
 mod gaussian;
 mod mlp;
+mod network;
 mod simd;
 mod unet;
 
@@ -18,8 +19,9 @@ use burn::prelude::*;
 
 pub use embedding::{TimeEmbeddingKind, sinusoidal_embedding};
 pub use gaussian::GaussianDenoiser;
-pub use mlp::{Activation, DenoiserConfig, InputEncoding, MlpDenoiser, ModelVariance};
-pub use unet::{ImageShape, UNet, UNetConfig};
+pub use mlp::{Activation, InputEncoding, MlpConfig, MlpDenoiser};
+pub use network::{Head, ModelConfig, ModelVariance, Network, NetworkConfig};
+pub use unet::{UNet, UNetConfig};
 
 use crate::diffusion::Prediction;
 

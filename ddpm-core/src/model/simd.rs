@@ -240,7 +240,7 @@ mod tests {
     /// tensor path), on enough values to split into many parallel tasks, and through the MLP.
     #[test]
     fn host_kernels_match_the_tensor_path_on_many_values() {
-        use crate::model::{Activation, DenoiserConfig, sinusoidal_embedding};
+        use crate::model::{Activation, Head, MlpConfig, sinusoidal_embedding};
         use crate::rng::{NoiseSource, seeded};
         let plain = crate::Backend::default_cpu().device().unwrap();
         let ad = plain.clone().autodiff();
@@ -266,10 +266,10 @@ mod tests {
             Activation::Gelu.apply(h_on(&ad)),
         );
         assert!(g < 1.5e-6, "GELU: {g:e}");
-        let config = DenoiserConfig::default();
+        let config = MlpConfig::default();
         let t = Tensor::<1, Int>::from_ints([17; 3000], &plain);
-        let model = seeded(&plain, 4, || config.init(100, &plain));
-        let model_ad = seeded(&ad, 4, || config.init(100, &ad));
+        let model = seeded(&plain, 4, || config.init(Head::default(), 100, &plain));
+        let model_ad = seeded(&ad, 4, || config.init(Head::default(), 100, &ad));
         let g = gap(
             model.forward(on(&plain), t.clone()),
             model_ad.forward(on(&ad), Tensor::<1, Int>::from_ints([17; 3000], &ad)),

@@ -27,49 +27,10 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::sinusoidal_embedding;
-use super::{Denoise, DenoiserOutput, ModelVariance};
+use super::{Denoise, DenoiserOutput, Head, ModelVariance};
+use crate::data::ImageShape;
 use crate::diffusion::Prediction;
 use crate::{DdpmError, Result};
-
-/// The shape of one image: channels, height, width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageShape {
-    /// Colour channels: 1 for grey, 3 for RGB.
-    pub channels: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Width in pixels.
-    pub width: usize,
-}
-
-impl ImageShape {
-    /// A shape from its parts.
-    pub fn new(channels: usize, height: usize, width: usize) -> Self {
-        Self {
-            channels,
-            height,
-            width,
-        }
-    }
-
-    /// Values in one image, `channels * height * width`.
-    pub fn size(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    /// Images given as rows (`[batch, size]`, channel-major, as the library passes examples)
-    /// as the `[batch, channels, height, width]` tensor convolutions take.
-    pub fn unflatten(&self, rows: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = rows.dims();
-        rows.reshape([batch, self.channels, self.height, self.width])
-    }
-}
-
-impl std::fmt::Display for ImageShape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
-    }
-}
 
 /// Architecture of the U-Net.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,13 +53,6 @@ pub struct UNetConfig {
     pub dropout: f64,
     /// Width of the time (and class) embedding added to every block.
     pub embedding_size: usize,
-    /// What the output predicts: the noise, x_0 or the velocity v.
-    pub prediction: Prediction,
-    /// Fixed variance, or a learned one (a second output image, trained with the hybrid loss).
-    pub variance: ModelVariance,
-    /// Number of classes to condition on (0: unconditional); one embedding row per class plus
-    /// a null class (index `num_classes`) for classifier-free guidance.
-    pub num_classes: usize,
 }
 
 impl Default for UNetConfig {
@@ -112,9 +66,6 @@ impl Default for UNetConfig {
             groups: 8,
             dropout: 0.0,
             embedding_size: 128,
-            prediction: Prediction::Epsilon,
-            variance: ModelVariance::Fixed,
-            num_classes: 0,
         }
     }
 }
@@ -176,13 +127,6 @@ impl UNetConfig {
             ));
         }
         super::embedding::validate_embedding_size(&field("embedding_size"), self.embedding_size)?;
-        if self.num_classes > 1000 {
-            return Err(DdpmError::invalid(
-                &field("num_classes"),
-                self.num_classes,
-                "must be in 0..=1000",
-            ));
-        }
         Ok(())
     }
 
@@ -214,8 +158,8 @@ impl UNetConfig {
 
     /// Build the network for images of `shape`, with burn's default initialisation (wrap in
     /// [`crate::rng::seeded`] for reproducible weights). Fails on a config or shape out of range.
-    pub fn init(&self, shape: ImageShape, device: &Device) -> Result<UNet> {
-        self.validate("model.")?;
+    pub fn init(&self, head: Head, shape: ImageShape, device: &Device) -> Result<UNet> {
+        self.validate("model.network.")?;
         self.validate_shape(shape)?;
         let emb = self.embedding_size;
         let block = |c_in: usize, c_out: usize| ResBlock::new(c_in, c_out, self, device);
@@ -251,15 +195,15 @@ impl UNetConfig {
                 up.push(UpStep::Up(conv3(width, width)));
             }
         }
-        let out_channels = match self.variance {
+        let out_channels = match head.variance {
             ModelVariance::Fixed => shape.channels,
             ModelVariance::LearnedRange => 2 * shape.channels,
         };
         Ok(UNet {
             time_in: LinearConfig::new(emb, emb).init(device),
             time_out: LinearConfig::new(emb, emb).init(device),
-            class_table: (self.num_classes > 0)
-                .then(|| EmbeddingConfig::new(self.num_classes + 1, emb).init(device)),
+            class_table: (head.num_classes > 0)
+                .then(|| EmbeddingConfig::new(head.num_classes + 1, emb).init(device)),
             input: conv3(shape.channels, self.channels[0]),
             down,
             middle,
@@ -268,6 +212,7 @@ impl UNetConfig {
             output: conv3(self.channels[0], out_channels),
             shape,
             config: self.clone(),
+            head,
         })
     }
 }
@@ -399,12 +344,20 @@ pub struct UNet {
     /// The architecture (not a parameter).
     #[module(skip)]
     config: UNetConfig,
+    /// What the output means (not a parameter).
+    #[module(skip)]
+    head: Head,
 }
 
 impl UNet {
     /// The architecture this network was built from.
     pub fn config(&self) -> &UNetConfig {
         &self.config
+    }
+
+    /// What its output means.
+    pub fn head(&self) -> Head {
+        self.head
     }
 
     /// The shape of the images it denoises.
@@ -423,7 +376,7 @@ impl UNet {
             None => emb,
             Some(table) => {
                 let class = class.unwrap_or_else(|| {
-                    Tensor::<1, Int>::full([batch], self.config.num_classes as i64, &device)
+                    Tensor::<1, Int>::full([batch], self.head.num_classes as i64, &device)
                 });
                 emb + table
                     .forward(class.unsqueeze_dim::<2>(1))
@@ -478,15 +431,15 @@ impl UNet {
 
 impl Denoise for UNet {
     fn prediction(&self) -> Prediction {
-        self.config.prediction
+        self.head.prediction
     }
 
     fn learns_variance(&self) -> bool {
-        self.config.variance == ModelVariance::LearnedRange
+        self.head.variance == ModelVariance::LearnedRange
     }
 
     fn num_classes(&self) -> usize {
-        self.config.num_classes
+        self.head.num_classes
     }
 
     fn data_size(&self) -> usize {
@@ -508,7 +461,7 @@ impl Denoise for UNet {
             .learns_variance()
             .then(|| out.narrow(1, channels, channels).reshape([batch, size]));
         DenoiserOutput {
-            target: self.config.prediction,
+            target: self.head.prediction,
             value,
             variance,
         }
@@ -539,12 +492,15 @@ mod tests {
                 let config = UNetConfig {
                     channels: channels.clone(),
                     attention,
-                    num_classes: classes,
-                    variance,
                     embedding_size: 32,
                     ..UNetConfig::default()
                 };
-                let model = config.init(shape, &device).unwrap();
+                let head = Head {
+                    num_classes: classes,
+                    variance,
+                    ..Head::default()
+                };
+                let model = config.init(head, shape, &device).unwrap();
                 assert_eq!(model.data_size(), shape.size());
                 let x = NoiseSource::new(1).normal([3, shape.size()], &device);
                 let t = Tensor::<1, Int>::from_ints([0, 5, 9], &device);
@@ -566,12 +522,17 @@ mod tests {
         let device = device();
         let config = UNetConfig {
             channels: vec![8, 16],
-            num_classes: 3,
             embedding_size: 16,
             ..UNetConfig::default()
         };
+        let head = Head {
+            num_classes: 3,
+            ..Head::default()
+        };
         let model = crate::rng::seeded(&device, 3, || {
-            config.init(ImageShape::new(1, 8, 8), &device).unwrap()
+            config
+                .init(head, ImageShape::new(1, 8, 8), &device)
+                .unwrap()
         });
         let x = NoiseSource::new(2).normal([2, 64], &device);
         let read = |t: usize, class: i64| -> Vec<f32> {
@@ -606,14 +567,14 @@ mod tests {
                     channels: vec![],
                     ..UNetConfig::default()
                 },
-                "model.channels",
+                "model.network.channels",
             ),
             (
                 UNetConfig {
                     channels: vec![12, 64],
                     ..UNetConfig::default()
                 },
-                "model.channels",
+                "model.network.channels",
             ),
             (
                 UNetConfig {
@@ -621,36 +582,45 @@ mod tests {
                     attention_heads: 3,
                     ..UNetConfig::default()
                 },
-                "model.attention_heads",
+                "model.network.attention_heads",
             ),
             (
                 UNetConfig {
                     dropout: 1.0,
                     ..UNetConfig::default()
                 },
-                "model.dropout",
+                "model.network.dropout",
             ),
             (
                 UNetConfig {
                     embedding_size: 7,
                     ..UNetConfig::default()
                 },
-                "model.embedding_size",
+                "model.network.embedding_size",
             ),
         ];
         for (config, field) in cases {
-            let err = config.init(shape, &device).unwrap_err().to_string();
+            let err = config
+                .init(Head::default(), shape, &device)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(field), "{err}");
         }
         let deep = UNetConfig {
             channels: vec![8, 8, 8, 8, 8],
             ..UNetConfig::default()
         };
-        let err = deep.init(shape, &device).unwrap_err().to_string();
+        let err = deep
+            .init(Head::default(), shape, &device)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("image height") && err.contains("16..=1024"),
             "{err}"
         );
-        assert!(deep.init(ImageShape::new(1, 16, 16), &device).is_ok());
+        assert!(
+            deep.init(Head::default(), ImageShape::new(1, 16, 16), &device)
+                .is_ok()
+        );
     }
 }

@@ -186,12 +186,8 @@ impl PipelineRun {
         }
         let sampler = config.sampling.init(&self.schedule)?;
         let seeds = config.seeds();
-        let reference = Dataset2d::generate(config.data.dataset, wanted.len(), seeds.eval);
-        let floor = Dataset2d::generate(
-            config.data.dataset,
-            wanted.len(),
-            seeds.eval.wrapping_add(1),
-        );
+        let reference = Dataset2d::generate(self.data.kind, wanted.len(), seeds.eval);
+        let floor = Dataset2d::generate(self.data.kind, wanted.len(), seeds.eval.wrapping_add(1));
         let mut sweep = GuidanceSweep {
             wanted: wanted.clone(),
             samples: Vec::new(),
@@ -233,7 +229,10 @@ impl PipelineRun {
             per_epoch: self.report.history.per_epoch.clone(),
             title: format!(
                 "Training loss: {} ({}, {} epochs)",
-                crate::loss::objective_name(&self.config.model, &self.config.train.objective()),
+                crate::loss::objective_name(
+                    &self.config.model.head(),
+                    &self.config.train.objective()
+                ),
                 self.config.data.dataset,
                 self.config.train.epochs
             ),

@@ -9,340 +9,33 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::choice::choice_enum;
-use crate::classifier::{ClassifierConfig, ImageClassifier, cached_classifier, frechet_distance};
-use crate::data::ImageSet;
-use crate::data::images::{Split, load_cifar10, load_digits, load_fashion_mnist, load_mnist};
+use crate::classifier::{ImageClassifier, cached_classifier, frechet_distance};
+use crate::config::ExperimentConfig;
+use crate::data::images::ImageData;
+use crate::data::{ImageDataset, ImageSet};
 use crate::loss::{Decoder, NllBound, nll_bound_of};
-use crate::model::{UNet, UNetConfig};
+use crate::model::{Denoise, Network};
 use crate::plot::{self, ImageAnimation, ImageGrid, LossCurve, Tile, tile_from_unit};
-use crate::rng::{NoiseSource, seeded};
-use crate::sampling::{Guided, PosteriorVariance, SampleOutput, SamplerKind, SamplingConfig};
-use crate::schedule::{NoiseSchedule, ScheduleConfig};
-use crate::train::{LossHistory, TrainConfig, TrainObserver, save_model, train};
-use crate::{DdpmError, Result, io};
-
-choice_enum! {
-    /// An image dataset.
-    pub enum ImageDataset ("image dataset") {
-        /// 8x8 handwritten digits, shipped with the crate (1797 images).
-        Digits = "digits",
-        /// Fashion-MNIST 28x28 (Debian's `dataset-fashion-mnist`, or a directory).
-        FashionMnist = "fashion_mnist",
-        /// MNIST 28x28, from a directory of its IDX files.
-        Mnist = "mnist",
-        /// CIFAR-10 32x32 RGB, from a directory of its binary batches.
-        Cifar10 = "cifar10",
-    }
-}
-
-impl ImageDataset {
-    /// The names of the classes, in label order.
-    pub fn class_names(self) -> Vec<String> {
-        let names: &[&str] = match self {
-            ImageDataset::Digits | ImageDataset::Mnist => {
-                &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-            }
-            ImageDataset::FashionMnist => &[
-                "T-shirt",
-                "Trouser",
-                "Pullover",
-                "Dress",
-                "Coat",
-                "Sandal",
-                "Shirt",
-                "Sneaker",
-                "Bag",
-                "Ankle boot",
-            ],
-            ImageDataset::Cifar10 => &[
-                "airplane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-            ],
-        };
-        names.iter().map(|s| s.to_string()).collect()
-    }
-}
-
-/// Which images, and how many.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImageDataConfig {
-    /// The dataset.
-    pub dataset: ImageDataset,
-    /// Where its files are (MNIST and CIFAR-10: required; Fashion-MNIST: optional, see
-    /// [`load_fashion_mnist`]; digits: not used).
-    pub data_dir: Option<PathBuf>,
-    /// Train on the first this many training images (0: all).
-    pub max_train: usize,
-    /// Held-out images for the metric's floor and the NLL bound: the first of the test split,
-    /// or, for the digits (which have none), a seeded random share set aside from training.
-    pub held_out: usize,
-}
-
-impl Default for ImageDataConfig {
-    fn default() -> Self {
-        Self {
-            dataset: ImageDataset::Digits,
-            data_dir: None,
-            max_train: 0,
-            held_out: 300,
-        }
-    }
-}
-
-/// Training images and held-out ones.
-#[derive(Debug, Clone)]
-pub struct ImageData {
-    /// What the diffusion model trains on (the first `max_train` of the training split).
-    pub train: ImageSet,
-    /// The whole training split: what the classifier trains on, and (its first
-    /// [`REFERENCE_IMAGES`]) the real images the Fréchet distance compares with.
-    pub all_train: ImageSet,
-    /// Held out from both.
-    pub held_out: ImageSet,
-}
+use crate::rng::NoiseSource;
+use crate::sampling::{Guided, PosteriorVariance, SampleOutput, SamplingConfig};
+use crate::schedule::NoiseSchedule;
+use crate::train::{LossHistory, TrainObserver, load_model, save_network, train};
+use crate::{Result, io};
 
 /// Real training images whose classifier features stand for the data in the Fréchet distance.
 pub const REFERENCE_IMAGES: usize = 5000;
 
-impl ImageDataConfig {
-    /// Load the images (`seed` splits the digits).
-    pub fn load(&self, seed: u64) -> Result<ImageData> {
-        let dir = || {
-            self.data_dir.clone().ok_or_else(|| {
-                DdpmError::invalid(
-                    "data.data_dir",
-                    "none",
-                    format!(
-                        "{} is not shipped with ddpm-core: name the directory of its files \
-                         (--data-dir DIR)",
-                        self.dataset
-                    ),
-                )
-            })
-        };
-        let (train, test) = match self.dataset {
-            ImageDataset::Digits => load_digits()?.split(self.held_out, seed)?,
-            ImageDataset::FashionMnist => {
-                let dir = self.data_dir.as_deref();
-                (
-                    load_fashion_mnist(dir, Split::Train)?,
-                    load_fashion_mnist(dir, Split::Test)?,
-                )
-            }
-            ImageDataset::Mnist => {
-                let dir = dir()?;
-                (
-                    load_mnist(&dir, Split::Train)?,
-                    load_mnist(&dir, Split::Test)?,
-                )
-            }
-            ImageDataset::Cifar10 => {
-                let dir = dir()?;
-                (
-                    load_cifar10(&dir, Split::Train)?,
-                    load_cifar10(&dir, Split::Test)?,
-                )
-            }
-        };
-        let all_train = train;
-        let train = if self.max_train > 0 {
-            all_train.take(self.max_train)
-        } else {
-            all_train.clone()
-        };
-        if test.len() < self.held_out {
-            return Err(DdpmError::invalid(
-                "data.held_out",
-                self.held_out,
-                format!("must be at most the {} held-out images", test.len()),
-            ));
-        }
-        Ok(ImageData {
-            train,
-            all_train,
-            held_out: test.take(self.held_out),
-        })
-    }
-}
-
-/// One image experiment: data, diffusion, U-Net, training, sampling, and the classifier that
-/// measures the samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImageExperimentConfig {
-    /// Master seed of every random draw.
-    pub seed: u64,
-    /// The images.
-    pub data: ImageDataConfig,
-    /// The noise schedule.
-    pub diffusion: ScheduleConfig,
-    /// The U-Net.
-    pub model: UNetConfig,
-    /// Training.
-    pub train: TrainConfig,
-    /// Sampling (`n_samples` images, in equal shares per class for a conditional model).
-    pub sampling: SamplingConfig,
-    /// The classifier behind the quality metric.
-    pub classifier: ClassifierConfig,
-    /// Held-out images the NLL bound is computed on (0 skips it: it costs T forward passes).
-    pub nll_images: usize,
-}
-
-impl Default for ImageExperimentConfig {
-    fn default() -> Self {
-        Self::digits()
-    }
-}
-
-impl ImageExperimentConfig {
-    /// 8x8 digits, class-conditional: T = 1000, a [32, 64] U-Net, 40 epochs (about 2.5 minutes
-    /// on two CPU cores), 300 samples with DDIM in 50 steps at guidance w = 1.
-    pub fn digits() -> Self {
-        Self {
-            seed: 42,
-            data: ImageDataConfig::default(),
-            diffusion: ScheduleConfig::default(),
-            model: UNetConfig {
-                channels: vec![32, 64],
-                embedding_size: 64,
-                num_classes: 10,
-                ..UNetConfig::default()
-            },
-            train: TrainConfig {
-                epochs: 40,
-                batch_size: 128,
-                learning_rate: 2e-3,
-                // 480 steps in all: an average over the last ~100 (0.995's ~200 lags behind)
-                ema_decay: 0.99,
-                ..TrainConfig::default()
-            },
-            sampling: SamplingConfig {
-                n_samples: 300,
-                method: SamplerKind::Ddim,
-                steps: 50,
-                clip_x0: 1.0,
-                guidance_scale: 1.0,
-                trajectory_frames: 12,
-                ..SamplingConfig::default()
-            },
-            classifier: ClassifierConfig {
-                epochs: 20,
-                ..ClassifierConfig::default()
-            },
-            nll_images: 100,
-        }
-    }
-
-    /// [`Self::digits`] on a notebook's (and CI's) budget, about 1.5 minutes on two CPU cores:
-    /// 20 epochs (240 steps, so the EMA averages the last ~50 rather than ~100: a longer
-    /// average lags behind), 200 samples by DDIM in 25 steps, no NLL bound.
-    pub fn digits_quick() -> Self {
-        let mut config = Self::digits();
-        config.train.epochs = 20;
-        config.train.ema_decay = 0.98;
-        config.data.held_out = 200;
-        config.sampling.n_samples = 200;
-        config.sampling.steps = 25;
-        config.sampling.trajectory_frames = 8;
-        config.nll_images = 0;
-        config
-    }
-
-    /// Fashion-MNIST 28x28: a [32, 64, 64] U-Net (28 -> 14 -> 7) on 60000 images.
-    pub fn fashion_mnist() -> Self {
-        let mut config = Self::digits();
-        config.data = ImageDataConfig {
-            dataset: ImageDataset::FashionMnist,
-            held_out: 1000,
-            ..ImageDataConfig::default()
-        };
-        config.model.channels = vec![32, 64, 64];
-        config.model.embedding_size = 128;
-        config.train.epochs = 5;
-        config.train.learning_rate = 1e-3;
-        config.sampling.n_samples = 1000;
-        config.classifier.epochs = 3;
-        // T forward passes per image: 20 images cost about 80 s on two CPU cores
-        config.nll_images = 20;
-        config
-    }
-
-    /// The defaults for `dataset`: MNIST as Fashion-MNIST; CIFAR-10 adds width and attention.
-    pub fn for_dataset(dataset: ImageDataset) -> Self {
-        match dataset {
-            ImageDataset::Digits => Self::digits(),
-            ImageDataset::FashionMnist => Self::fashion_mnist(),
-            ImageDataset::Mnist => {
-                let mut config = Self::fashion_mnist();
-                config.data.dataset = ImageDataset::Mnist;
-                config
-            }
-            ImageDataset::Cifar10 => {
-                let mut config = Self::fashion_mnist();
-                config.data.dataset = ImageDataset::Cifar10;
-                config.model.channels = vec![64, 128, 128];
-                config.model.attention = true;
-                config.model.dropout = 0.1;
-                config.train.epochs = 20;
-                config
-            }
-        }
-    }
-
-    /// Check every field; the error names the first one out of range.
-    pub fn validate(&self) -> Result<()> {
-        self.diffusion.validate("diffusion.")?;
-        self.model.validate("model.")?;
-        self.train.validate("train.")?;
-        self.sampling.validate("sampling.")?;
-        self.sampling
-            .validate_for("sampling.", self.diffusion.timesteps)?;
-        self.classifier.validate("classifier.")?;
-        if self.data.held_out < 2 {
-            return Err(DdpmError::invalid(
-                "data.held_out",
-                self.data.held_out,
-                "must be at least 2: the metric's floor fits a Gaussian to them",
-            ));
-        }
-        if self.sampling.n_samples < 2 {
-            return Err(DdpmError::invalid(
-                "sampling.n_samples",
-                self.sampling.n_samples,
-                "must be at least 2 for the Fréchet distance",
-            ));
-        }
-        if self.nll_images > self.data.held_out {
-            return Err(DdpmError::invalid(
-                "nll_images",
-                self.nll_images,
-                format!("must be at most data.held_out ({})", self.data.held_out),
-            ));
-        }
-        if self.model.num_classes != 0 && self.model.num_classes != 10 {
-            return Err(DdpmError::invalid(
-                "model.num_classes",
-                self.model.num_classes,
-                "must be 0 (unconditional) or 10, the classes of every image dataset here",
-            ));
-        }
-        if self.model.num_classes == 0 && self.sampling.guidance_scale != 1.0 {
-            return Err(DdpmError::invalid(
-                "sampling.guidance_scale",
-                self.sampling.guidance_scale,
-                "needs a conditional model (model.num_classes = 10); leave it at 1",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The JSON form, saved beside the results.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("config serialises to JSON")
-    }
+/// A trained model sampled again ([`ImageRun::score_sampling`]).
+#[derive(Debug, Clone)]
+pub struct Resampled {
+    /// The classifier's numbers for the new samples.
+    pub score: ClassifierScore,
+    /// Seconds sampling took.
+    pub seconds: f64,
+    /// The samples, as rows in [-1, 1].
+    pub samples: Vec<Vec<f32>>,
 }
 
 /// The classifier's numbers for one set of images.
@@ -372,8 +65,10 @@ pub struct ImageReport {
     pub trained: ClassifierScore,
     /// Held-out real images, as many as the samples allow: the best a model can score.
     pub floor: ClassifierScore,
-    /// An untrained model's samples (same seed, same sampler): what no learning scores.
-    pub untrained: ClassifierScore,
+    /// An untrained model's samples (same seed, same sampler): what no learning scores. Absent
+    /// when a saved model is sampled again (`ddpm sample`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrained: Option<ClassifierScore>,
     /// The NLL bound on held-out images, discretised decoder, fixed-small variance.
     pub nll: Option<NllBound>,
     /// Held-out images the bound was computed on.
@@ -391,18 +86,18 @@ pub struct ImageReport {
 /// A finished image run.
 pub struct ImageRun {
     /// Its config.
-    pub config: ImageExperimentConfig,
+    pub config: ExperimentConfig,
     /// The data.
     pub data: ImageData,
     /// The schedule.
     pub schedule: NoiseSchedule,
     /// The trained network.
-    pub model: UNet,
+    pub model: Network,
     /// Its losses.
     pub history: LossHistory,
     /// The generated images with the recorded states.
     pub output: SampleOutput<Vec<f32>>,
-    /// The class asked for each sample (all 0 for an unconditional model).
+    /// The class asked for each sample (empty for an unconditional model).
     pub classes: Vec<usize>,
     /// What was measured.
     pub report: ImageReport,
@@ -415,33 +110,18 @@ pub struct ImageRun {
 /// Train, sample and measure. The classifier is read from `classifier_cache` when it holds
 /// one, else trained and saved there.
 pub fn run_images(
-    config: &ImageExperimentConfig,
+    config: &ExperimentConfig,
     device: &Device,
     backend: &str,
     classifier_cache: &Path,
     observer: &mut dyn TrainObserver,
 ) -> Result<ImageRun> {
     config.validate()?;
-    let seed = config.seed;
-    let data = config.data.load(seed)?;
-    let shape = data.train.shape();
+    let seeds = config.seeds();
+    let data = config.data.load_images(seeds.data)?;
     let schedule = config.diffusion.init()?;
-    let untrained = init_model(config, shape, device, seed)?;
-    let parameters = untrained.num_params();
-
-    let started = Instant::now();
-    let (classifier, trained_now) = cached_classifier(
-        classifier_cache,
-        &data.all_train,
-        &config.classifier,
-        seed.wrapping_add(5),
-        device,
-    )?;
-    let classifier_seconds = if trained_now {
-        started.elapsed().as_secs_f64()
-    } else {
-        0.0
-    };
+    let untrained = super::init_model(config, device)?;
+    let judge = Judge::new(config, &data, classifier_cache, device)?;
 
     let started = Instant::now();
     let trained = train(
@@ -449,124 +129,221 @@ pub fn run_images(
         &schedule,
         &data.train,
         &config.train,
-        seed.wrapping_add(2),
+        seeds.train,
         device,
         observer,
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
+    let stage = Stage {
+        data,
+        schedule,
+        model: trained.model,
+        history: trained.history,
+        train_seconds,
+    };
+    sample_and_measure(config, stage, judge, device, backend, true)
+}
 
-    let n = config.sampling.n_samples;
-    let conditional = config.model.num_classes > 0;
-    let classes: Vec<usize> = (0..n)
-        .map(|i| if conditional { i % 10 } else { 0 })
-        .collect();
-    let sampler = config.sampling.init(&schedule)?;
-    let record = sampler.frame_times(config.sampling.trajectory_frames);
-    let started = Instant::now();
-    let output = sample_images(config, &schedule, &trained.model, &classes, &record, device)?;
-    let sample_seconds = started.elapsed().as_secs_f64();
-    let baseline = init_model(config, shape, device, seed)?;
-    let untrained_output = sample_images(config, &schedule, &baseline, &classes, &[], device)?;
+/// Load a model saved by [`run_images_and_save`] (its architecture and schedule from `config`),
+/// sample it with `config.sampling` and measure, without training and without the untrained
+/// baseline. The classifier is read from `classifier_cache` or trained there.
+pub fn run_images_from_model(
+    config: &ExperimentConfig,
+    model_path: &Path,
+    device: &Device,
+    backend: &str,
+    classifier_cache: &Path,
+) -> Result<ImageRun> {
+    config.validate()?;
+    let data = config.data.load_images(config.seeds().data)?;
+    let shape = config.data.dataset.shape();
+    let model = load_model(
+        &config.model,
+        shape,
+        config.diffusion.timesteps,
+        model_path,
+        device,
+    )?;
+    let judge = Judge::new(config, &data, classifier_cache, device)?;
+    let stage = Stage {
+        data,
+        schedule: config.diffusion.init()?,
+        model,
+        history: LossHistory::default(),
+        train_seconds: 0.0,
+    };
+    sample_and_measure(config, stage, judge, device, backend, false)
+}
 
-    let real = rows_of(&data.all_train.take(REFERENCE_IMAGES));
-    let real_features = classifier.feature_rows(&real, device)?;
-    let score = |images: &[Vec<f32>], labels: Option<&[usize]>| -> Result<ClassifierScore> {
-        let features = classifier.feature_rows(images, device)?;
+/// What training hands to sampling.
+struct Stage {
+    data: ImageData,
+    schedule: NoiseSchedule,
+    model: Network,
+    history: LossHistory,
+    train_seconds: f64,
+}
+
+/// The classifier that measures the samples, with its features of the real images.
+struct Judge {
+    classifier: ImageClassifier,
+    seconds: f64,
+    real_features: Vec<Vec<f64>>,
+}
+
+impl Judge {
+    fn new(
+        config: &ExperimentConfig,
+        data: &ImageData,
+        cache: &Path,
+        device: &Device,
+    ) -> Result<Self> {
+        let started = Instant::now();
+        let (classifier, trained_now) = cached_classifier(
+            cache,
+            &data.all_train,
+            &config.evaluation.classifier,
+            config.seeds().classifier,
+            device,
+        )?;
+        let seconds = if trained_now {
+            started.elapsed().as_secs_f64()
+        } else {
+            0.0
+        };
+        let real = rows_of(&data.all_train.take(REFERENCE_IMAGES));
+        let real_features = classifier.feature_rows(&real, device)?;
+        Ok(Self {
+            classifier,
+            seconds,
+            real_features,
+        })
+    }
+
+    /// The Fréchet classifier distance of `images`, and how many are classified as `labels`.
+    fn score(
+        &self,
+        images: &[Vec<f32>],
+        labels: Option<&[usize]>,
+        device: &Device,
+    ) -> Result<ClassifierScore> {
+        let features = self.classifier.feature_rows(images, device)?;
         Ok(ClassifierScore {
-            fcd: frechet_distance(&features, &real_features)?,
+            fcd: frechet_distance(&features, &self.real_features)?,
             class_accuracy: match labels {
-                Some(labels) => Some(classifier.accuracy(images, labels, device)?),
+                Some(labels) => Some(self.classifier.accuracy(images, labels, device)?),
                 None => None,
             },
         })
-    };
-    let asked = conditional.then_some(classes.as_slice());
-    let held_out = data.held_out.take(n);
-    let floor = score(&rows_of(&held_out), Some(&held_out.labels))?;
-    let trained_score = score(&output.samples, asked)?;
-    let untrained_score = score(&untrained_output.samples, asked)?;
+    }
+}
 
-    let nll = if config.nll_images > 0 {
-        let images = data.held_out.take(config.nll_images);
+fn sample_and_measure(
+    config: &ExperimentConfig,
+    stage: Stage,
+    judge: Judge,
+    device: &Device,
+    backend: &str,
+    untrained_baseline: bool,
+) -> Result<ImageRun> {
+    let seeds = config.seeds();
+    let Stage {
+        data,
+        schedule,
+        model,
+        history,
+        train_seconds,
+    } = stage;
+    let parameters = model.num_params();
+    let classes = super::wanted_classes(config);
+    let sampler = config.sampling.init(&schedule)?;
+    let record = sampler.frame_times(config.sampling.trajectory_frames);
+    let started = Instant::now();
+    let output = sample_images(config, &schedule, &model, &classes, &record, device)?;
+    let sample_seconds = started.elapsed().as_secs_f64();
+
+    let n = config.sampling.n_samples;
+    let asked = (!classes.is_empty()).then_some(classes.as_slice());
+    let held_out = data.held_out.take(n);
+    let floor = judge.score(&rows_of(&held_out), Some(&held_out.labels), device)?;
+    let trained_score = judge.score(&output.samples, asked, device)?;
+    let untrained = if untrained_baseline {
+        let baseline = super::init_model(config, device)?;
+        let out = sample_images(config, &schedule, &baseline, &classes, &[], device)?;
+        Some(judge.score(&out.samples, asked, device)?)
+    } else {
+        None
+    };
+
+    let nll_images = config.evaluation.nll_images;
+    let nll = if nll_images > 0 {
+        let images = data.held_out.take(nll_images);
         let all: Vec<usize> = (0..images.len()).collect();
         Some(nll_bound_of(
-            &trained.model,
+            &model,
             &schedule,
             images.batch(&all, device),
             Decoder::Discretized8Bit,
             Some(PosteriorVariance::FixedSmall),
-            seed.wrapping_add(6),
+            seeds.nll,
         )?)
     } else {
         None
     };
 
+    let dataset = config
+        .data
+        .dataset
+        .images()
+        .expect("validated: an image run's data is images");
     let report = ImageReport {
         backend: backend.to_string(),
-        dataset: config.data.dataset,
+        dataset,
         train_images: data.train.len(),
         parameters,
         sampler: crate::pipeline::sampler_description(&config.sampling, config.diffusion.timesteps),
         trained: trained_score,
         floor,
-        untrained: untrained_score,
+        untrained,
         nll,
-        nll_images: config.nll_images,
+        nll_images,
         train_seconds,
         seconds_per_epoch: train_seconds / config.train.epochs.max(1) as f64,
         sample_seconds,
-        classifier_seconds,
+        classifier_seconds: judge.seconds,
     };
     Ok(ImageRun {
         config: config.clone(),
         data,
         schedule,
-        model: trained.model,
-        history: trained.history,
+        model,
+        history,
         output,
         classes,
         report,
-        classifier,
-        real_features,
+        classifier: judge.classifier,
+        real_features: judge.real_features,
     })
 }
 
-/// The U-Net of `config` for `shape` with the run's initial weights.
-fn init_model(
-    config: &ImageExperimentConfig,
-    shape: crate::model::ImageShape,
-    device: &Device,
-    seed: u64,
-) -> Result<UNet> {
-    config.model.validate_shape(shape)?;
-    config.model.validate("model.")?;
-    Ok(seeded(device, seed.wrapping_add(1), || {
-        config
-            .model
-            .init(shape, device)
-            .expect("config and shape validated above")
-    }))
-}
-
-/// Sample `classes.len()` images with the configured sampler (guided when the model is
-/// conditional), recording the states at `record`.
-/// `schedule` is the one `config.diffusion` builds.
-pub fn sample_images(
-    config: &ImageExperimentConfig,
+/// Sample `classes.len()` images (or `n_samples` from an unconditional model) with the
+/// configured sampler, guided when the model is conditional, recording the states at
+/// `record`. `schedule` is the one `config.diffusion` builds.
+pub fn sample_images<M: Denoise>(
+    config: &ExperimentConfig,
     schedule: &NoiseSchedule,
-    model: &UNet,
+    model: &M,
     classes: &[usize],
     record: &[usize],
     device: &Device,
 ) -> Result<SampleOutput<Vec<f32>>> {
-    use crate::model::Denoise;
     let sampler = config.sampling.init(schedule)?;
-    let mut rng = NoiseSource::new(config.seed.wrapping_add(3));
-    if model.num_classes() > 0 {
+    let mut rng = NoiseSource::new(config.seeds().sample);
+    if classes.is_empty() {
+        sampler.sample_rows(model, config.sampling.n_samples, &mut rng, record, device)
+    } else {
         let guided = Guided::new(model, classes, config.sampling.guidance_scale, device)?;
         sampler.sample_rows(&guided, classes.len(), &mut rng, record, device)
-    } else {
-        sampler.sample_rows(model, classes.len(), &mut rng, record, device)
     }
 }
 
@@ -591,46 +368,52 @@ pub mod files {
 pub const PER_CLASS: usize = 8;
 
 impl ImageRun {
-    /// Sample the trained model again with `sampling` (same classes, same seed) and score the
-    /// images with the run's classifier; also returns the seconds sampling took.
-    pub fn score_sampling(
-        &self,
-        sampling: &SamplingConfig,
-        device: &Device,
-    ) -> Result<(ClassifierScore, f64)> {
-        let config = ImageExperimentConfig {
+    /// Sample the trained model again with `sampling` (the classes it asks for, the run's
+    /// seed) and score the images with the run's classifier.
+    pub fn score_sampling(&self, sampling: &SamplingConfig, device: &Device) -> Result<Resampled> {
+        let config = ExperimentConfig {
             sampling: sampling.clone(),
             ..self.config.clone()
         };
         config.validate()?;
+        let classes = super::wanted_classes(&config);
         let started = Instant::now();
-        let out = sample_images(
-            &config,
-            &self.schedule,
-            &self.model,
-            &self.classes,
-            &[],
-            device,
-        )?;
+        let out = sample_images(&config, &self.schedule, &self.model, &classes, &[], device)?;
         let seconds = started.elapsed().as_secs_f64();
         let features = self.classifier.feature_rows(&out.samples, device)?;
-        let asked = self.config.model.num_classes > 0;
         let score = ClassifierScore {
             fcd: frechet_distance(&features, &self.real_features)?,
-            class_accuracy: if asked {
-                Some(
-                    self.classifier
-                        .accuracy(&out.samples, &self.classes, device)?,
-                )
-            } else {
+            class_accuracy: if classes.is_empty() {
                 None
+            } else {
+                Some(self.classifier.accuracy(&out.samples, &classes, device)?)
             },
         };
-        Ok((score, seconds))
+        Ok(Resampled {
+            score,
+            seconds,
+            samples: out.samples,
+        })
     }
 
     fn names(&self) -> Vec<String> {
-        self.config.data.dataset.class_names()
+        self.dataset().class_names()
+    }
+
+    fn dataset(&self) -> ImageDataset {
+        self.report.dataset
+    }
+
+    /// The classes shown as rows: those asked for, in order (one row, unlabelled, for an
+    /// unconditional model).
+    fn shown_classes(&self) -> Vec<Option<usize>> {
+        if self.classes.is_empty() {
+            return vec![None];
+        }
+        let mut classes: Vec<usize> = self.classes.clone();
+        classes.sort_unstable();
+        classes.dedup();
+        classes.into_iter().map(Some).collect()
     }
 
     /// Screen pixels per image pixel: tiles about 48 pixels high (8x8 digits drawn 6 times as
@@ -642,30 +425,37 @@ impl ImageRun {
     /// `real_vs_generated.png`: per class, real training images beside generated ones.
     pub fn real_vs_generated(&self) -> ImageGrid {
         let names = self.names();
-        let k = if self.config.model.num_classes > 0 {
-            10
-        } else {
-            1
-        };
+        let shown = self.shown_classes();
         let mut rows = Vec::new();
         let mut labels = Vec::new();
-        for (class, name) in names.iter().enumerate().take(k) {
+        for &class in &shown {
             let real: Vec<Tile> = (0..self.data.train.len())
-                .filter(|&i| k == 1 || self.data.train.labels[i] == class)
+                .filter(|&i| class.is_none_or(|c| self.data.train.labels[i] == c))
                 .take(PER_CLASS)
                 .map(|i| self.data.train.image(i).to_vec())
                 .collect();
-            let generated = self
-                .output
-                .samples
-                .iter()
-                .zip(&self.classes)
-                .filter(|(_, c)| **c == class)
-                .take(PER_CLASS)
-                .map(|(s, _)| tile_from_unit(s));
+            let generated: Vec<Tile> = match class {
+                None => self
+                    .output
+                    .samples
+                    .iter()
+                    .take(PER_CLASS)
+                    .map(|s| tile_from_unit(s))
+                    .collect(),
+                Some(class) => self
+                    .output
+                    .samples
+                    .iter()
+                    .zip(&self.classes)
+                    .filter(|(_, c)| **c == class)
+                    .take(PER_CLASS)
+                    .map(|(s, _)| tile_from_unit(s))
+                    .collect(),
+            };
             rows.push(real.into_iter().chain(generated).collect());
-            labels.push(if k == 1 { String::new() } else { name.clone() });
+            labels.push(class.map_or(String::new(), |c| names[c].clone()));
         }
+        let k = shown.len();
         let mut columns = vec![String::new(); 2 * PER_CLASS];
         columns[0] = "real".into();
         columns[PER_CLASS] = format!("generated ({})", self.report.sampler);
@@ -673,10 +463,10 @@ impl ImageRun {
             format!(
                 "{}: real (left) and generated (right), {}",
                 self.config.data.dataset,
-                if k > 1 {
-                    "one row per class"
-                } else {
-                    "unconditional"
+                match (k, shown[0]) {
+                    (1, Some(c)) => format!("class {}", names[c]),
+                    (1, None) => "unconditional".to_string(),
+                    _ => "one row per class".to_string(),
                 }
             ),
             self.data.train.shape(),
@@ -699,7 +489,7 @@ impl ImageRun {
             }
         }
         let x0 = self.data.train.batch(&picks, device);
-        let mut rng = NoiseSource::new(self.config.seed.wrapping_add(7));
+        let mut rng = NoiseSource::new(self.config.seeds().figures);
         let noise = rng.normal(x0.dims(), device);
         let mut columns: Vec<Vec<Vec<f32>>> = Vec::new();
         for &t in &times {
@@ -743,7 +533,7 @@ impl ImageRun {
             })
             .collect();
         let names = self.names();
-        let labels = if self.config.model.num_classes > 0 {
+        let labels = if !self.classes.is_empty() {
             self.classes[..shown]
                 .iter()
                 .map(|&c| names[c].clone())
@@ -773,19 +563,22 @@ impl ImageRun {
     /// `sampling_animation.gif`: the generated images (ten per class at most, a row per
     /// class) at each recorded step.
     pub fn sampling_animation(&self) -> ImageAnimation {
-        let k = if self.config.model.num_classes > 0 {
-            10
-        } else {
-            1
-        };
         let per_row = 10;
-        let mut picks: Vec<Vec<usize>> = vec![Vec::new(); k];
-        for (i, &c) in self.classes.iter().enumerate() {
-            let row = if k == 1 { (i / per_row).min(9) } else { c };
-            if row < picks.len() && picks[row].len() < per_row {
+        let shown = self.shown_classes();
+        let rows = if shown.len() == 1 { 10 } else { shown.len() };
+        let mut picks: Vec<Vec<usize>> = vec![Vec::new(); rows];
+        for i in 0..self.output.samples.len() {
+            let row = match self.classes.get(i) {
+                Some(c) if shown.len() > 1 => {
+                    shown.iter().position(|s| *s == Some(*c)).unwrap_or(0)
+                }
+                _ => (i / per_row).min(rows - 1),
+            };
+            if picks[row].len() < per_row {
                 picks[row].push(i);
             }
         }
+        picks.retain(|row| !row.is_empty());
         let frames = self
             .output
             .trajectory
@@ -831,11 +624,12 @@ impl ImageRun {
         ]);
         let pct = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{:.1} %", 100.0 * a));
         let r = &self.report;
-        for (label, s) in [
-            ("generated (trained model)", &r.trained),
-            ("real, held out (floor)", &r.floor),
-            ("generated (untrained model)", &r.untrained),
-        ] {
+        let rows = [
+            ("generated (trained model)", Some(&r.trained)),
+            ("real, held out (floor)", Some(&r.floor)),
+            ("generated (untrained model)", r.untrained.as_ref()),
+        ];
+        for (label, s) in rows.into_iter().filter_map(|(l, s)| Some((l, s?))) {
             table.push([
                 label.to_string(),
                 format!("{:.2}", s.fcd),
@@ -848,10 +642,10 @@ impl ImageRun {
 
 /// The classifier cache file for `config` in `dir`: the name says the dataset and a hash of
 /// what the classifier depends on (its config, the held-out split, the seed).
-pub fn classifier_path(config: &ImageExperimentConfig, dir: &Path) -> PathBuf {
+pub fn classifier_path(config: &ExperimentConfig, dir: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(&config.classifier)
+    serde_json::to_string(&config.evaluation.classifier)
         .expect("serialises")
         .hash(&mut hasher);
     (config.data.held_out, config.seed).hash(&mut hasher);
@@ -865,7 +659,7 @@ pub fn classifier_path(config: &ImageExperimentConfig, dir: &Path) -> PathBuf {
 /// Run the image pipeline and write its figures and results into `out_dir` (staged: a failed
 /// run leaves the last good outputs as they were). The classifier is cached in `out_dir`.
 pub fn run_images_and_save(
-    config: &ImageExperimentConfig,
+    config: &ExperimentConfig,
     device: &Device,
     backend: &str,
     out_dir: &Path,
@@ -882,25 +676,60 @@ pub fn run_images_and_save(
     )?;
     let metrics = serde_json::to_string_pretty(&run.report).expect("report serialises");
     io::write_atomic(&out.join(files::METRICS_JSON), metrics.as_bytes())?;
-    save_model(&run.model, &out.join(files::MODEL))?;
-    io::write_atomic(
-        &out.join(files::REAL_VS_GENERATED),
-        run.real_vs_generated().to_png()?.bytes(),
-    )?;
+    save_network(&run.model, &out.join(files::MODEL))?;
     io::write_atomic(
         &out.join(files::FORWARD_PROCESS),
         run.forward_process(device)?.to_png()?.bytes(),
     )?;
-    io::write_atomic(
-        &out.join(files::REVERSE_PROCESS),
-        run.reverse_process().to_png()?.bytes(),
-    )?;
-    plot::save_gif(
-        &run.sampling_animation(),
-        &out.join(files::SAMPLING_ANIMATION),
-        crate::pipeline::ANIMATION_FRAME_MS,
-    )?;
     plot::save(&run.training_curve(), &out.join(files::TRAINING_CURVE))?;
+    write_sample_figures(&run, out)?;
     staged.commit()?;
     Ok(run)
+}
+
+/// `ddpm sample` on an image model: [`run_images_from_model`], then write the config, the
+/// metrics and the figures that need only samples into `out_dir` (staged). The classifier is
+/// cached beside the model.
+pub fn sample_images_and_save(
+    config: &ExperimentConfig,
+    model_path: &Path,
+    device: &Device,
+    backend: &str,
+    out_dir: &Path,
+) -> Result<ImageRun> {
+    config.validate()?;
+    let staged = io::StagedDir::create(out_dir)?;
+    let model_dir = model_path.parent().unwrap_or_else(|| Path::new("."));
+    let cache = classifier_path(config, model_dir);
+    let run = run_images_from_model(config, model_path, device, backend, &cache)?;
+    let out = staged.path();
+    io::write_atomic(
+        &out.join(files::CONFIG_JSON),
+        run.config.to_json().as_bytes(),
+    )?;
+    let metrics = serde_json::to_string_pretty(&run.report).expect("report serialises");
+    io::write_atomic(&out.join(files::METRICS_JSON), metrics.as_bytes())?;
+    write_sample_figures(&run, out)?;
+    staged.commit()?;
+    Ok(run)
+}
+
+/// The figures that need only the samples and their trajectory.
+fn write_sample_figures(run: &ImageRun, out: &Path) -> Result<()> {
+    io::write_atomic(
+        &out.join(files::REAL_VS_GENERATED),
+        run.real_vs_generated().to_png()?.bytes(),
+    )?;
+    if !run.output.trajectory.is_empty() {
+        io::write_atomic(
+            &out.join(files::REVERSE_PROCESS),
+            run.reverse_process().to_png()?.bytes(),
+        )?;
+        plot::save_gif(
+            &run.sampling_animation(),
+            &out.join(files::SAMPLING_ANIMATION),
+            crate::pipeline::ANIMATION_FRAME_MS,
+        )?;
+    }
+    Ok(())
 }

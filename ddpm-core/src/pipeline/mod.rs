@@ -1,8 +1,12 @@
 //! The tutorial's whole pipeline, as the command runs it: config -> data -> schedule + model ->
 //! training -> sampling -> metrics -> figures and result files in one output directory.
 //!
-//! This module runs the stages and writes the files; [`figures`] builds the figures from a
-//! finished run.
+//! One config ([`ExperimentConfig`]) describes a run on points or on images, and
+//! [`run_and_save`] and [`sample_and_save`] take either. The stages they share — the model
+//! ([`init_model`]), the seeds, training, the classes asked for ([`wanted_classes`]), the
+//! sampler — are the same functions; what the data kind decides is how samples are measured
+//! and drawn: against fresh draws of a 2-D distribution here (this module and [`figures`]), by
+//! a classifier for images ([`images`]).
 
 mod figures;
 pub mod images;
@@ -17,15 +21,17 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::ExperimentConfig;
-use crate::data::Dataset2d;
+use crate::data::{DataShape, Dataset2d};
 use crate::metrics::{ConditionalReport, QualityReport};
-use crate::model::MlpDenoiser;
+use crate::model::{Denoise, Network};
 use crate::plot;
-use crate::rng::{NoiseSource, seeded};
+use crate::rng::NoiseSource;
 use crate::sampling::{Guided, SampleOutput, Sampler, SamplerKind, SamplingConfig};
 use crate::schedule::NoiseSchedule;
-use crate::train::{LossHistory, TrainObserver, load_model, save_model, train};
+use crate::train::{LossHistory, TrainObserver, load_model, save_network, train};
 use crate::{Result, io};
+
+use images::ImageRun;
 
 /// The file names the pipeline writes; the tutorial text refers to them.
 pub mod files {
@@ -116,7 +122,7 @@ pub struct PipelineRun {
     /// The schedule.
     pub schedule: NoiseSchedule,
     /// The trained model (EMA weights if enabled).
-    pub model: MlpDenoiser,
+    pub model: Network,
     /// Samples and trajectory.
     pub output: SampleOutput,
     /// The class each sample was asked for (empty for an unconditional model).
@@ -162,8 +168,8 @@ pub fn run_with_options(
     config.validate()?;
     let seeds = config.seeds();
     let schedule = config.diffusion.init()?;
-    let data = config.data.init(seeds.data);
-    let model = init_model(config, device);
+    let data = points_data(config)?;
+    let model = init_model(config, device)?;
 
     let started = Instant::now();
     let trained = train(
@@ -218,18 +224,22 @@ pub fn resample(
     )
 }
 
-/// The network `config` describes, with its seeded initial weights.
-fn init_model(config: &ExperimentConfig, device: &Device) -> MlpDenoiser {
-    seeded(device, config.seeds().init, || {
-        config.model.init(config.diffusion.timesteps, device)
-    })
+/// The network `config` describes, with the run's seeded initial weights: the same for points
+/// and images.
+pub fn init_model(config: &ExperimentConfig, device: &Device) -> Result<Network> {
+    config.init_model(config.seeds().init, device)
+}
+
+/// The training points of a 2-D config; an error naming the field for an image config.
+fn points_data(config: &ExperimentConfig) -> Result<Dataset2d> {
+    config.data.init(config.seeds().data)
 }
 
 /// What training hands to sampling.
 struct Stage {
     data: Dataset2d,
     schedule: NoiseSchedule,
-    model: MlpDenoiser,
+    model: Network,
     history: LossHistory,
     train_seconds: f64,
 }
@@ -259,7 +269,7 @@ fn sample_and_measure(
     let (output, sample_seconds, untrained) = std::thread::scope(|scope| {
         let baseline = options.untrained_baseline.then(|| {
             scope.spawn(|| {
-                let untrained = init_model(config, device);
+                let untrained = init_model(config, device)?;
                 let mut rng = NoiseSource::new(seeds.sample);
                 draw(&sampler, &untrained, config, &wanted, &mut rng, &[], device)
             })
@@ -279,8 +289,8 @@ fn sample_and_measure(
     });
     let (output, untrained) = (output?, untrained?);
 
-    let reference = Dataset2d::generate(config.data.dataset, n, seeds.eval);
-    let floor = Dataset2d::generate(config.data.dataset, n, seeds.eval.wrapping_add(1));
+    let reference = Dataset2d::generate(data.kind, n, seeds.eval);
+    let floor = Dataset2d::generate(data.kind, n, seeds.eval.wrapping_add(1));
     let steps = history.per_step.len();
     let conditional = |samples: &[[f32; 2]]| -> Result<ConditionalReport> {
         ConditionalReport::compute(
@@ -328,23 +338,26 @@ fn sample_and_measure(
     })
 }
 
-/// The class asked for at each sample of a conditional model (`sampling.class`, or every class
-/// in equal blocks, as the data generators lay them out); empty for an unconditional model.
+/// The class asked for at each sample of a conditional model: `sampling.class` for all, or
+/// every class in equal shares (in blocks for points, as the data generators lay them out;
+/// in turn for images, so that any first few images show every class); empty for an
+/// unconditional model.
 pub fn wanted_classes(config: &ExperimentConfig) -> Vec<usize> {
     let k = config.model.num_classes;
     let n = config.sampling.n_samples;
     match (k, config.sampling.class) {
         (0, _) => Vec::new(),
         (_, Some(class)) => vec![class; n],
+        (k, None) if config.data.dataset.is_images() => (0..n).map(|i| i % k).collect(),
         (k, None) => (0..n).map(|i| i * k / n).collect(),
     }
 }
 
 /// Sample `wanted.len()` points (or `n_samples` from an unconditional model), guided with
 /// `sampling.guidance_scale` towards the wanted classes of a conditional model.
-fn draw(
+fn draw<M: Denoise>(
     sampler: &Sampler<'_>,
-    model: &MlpDenoiser,
+    model: &M,
     config: &ExperimentConfig,
     wanted: &[usize],
     rng: &mut NoiseSource,
@@ -359,24 +372,56 @@ fn draw(
     sampler.sample(&guided, n, rng, record, device)
 }
 
-/// Run the pipeline and write every figure and result file into `out_dir`.
+/// A finished run of either kind.
+pub enum Run {
+    /// A run on 2-D points.
+    Points(PipelineRun),
+    /// A run on images.
+    Images(ImageRun),
+}
+
+impl Run {
+    /// The config it ran.
+    pub fn config(&self) -> &ExperimentConfig {
+        match self {
+            Run::Points(run) => &run.config,
+            Run::Images(run) => &run.config,
+        }
+    }
+
+    /// The trained network.
+    pub fn model(&self) -> &Network {
+        match self {
+            Run::Points(run) => &run.model,
+            Run::Images(run) => &run.model,
+        }
+    }
+}
+
+/// Run the pipeline on points or images and write every figure and result file into
+/// `out_dir`.
 ///
 /// The config is validated and `out_dir` checked writable before training starts. The files are
 /// staged and moved into `out_dir` only once all of them are written: a run that fails (a
 /// diverged loss, non-finite samples) leaves the outputs of the last good run as they were.
+/// An image run caches its classifier in `out_dir`.
 pub fn run_and_save(
     config: &ExperimentConfig,
     device: &Device,
     backend: &str,
     out_dir: &Path,
     observer: &mut dyn TrainObserver,
-) -> Result<PipelineRun> {
+) -> Result<Run> {
     config.validate()?;
+    if config.data.dataset.is_images() {
+        return images::run_images_and_save(config, device, backend, out_dir, observer)
+            .map(Run::Images);
+    }
     let staged = io::StagedDir::create(out_dir)?;
     let run = run(config, device, backend, observer)?;
     write_outputs(&run, device, staged.path())?;
     staged.commit()?;
-    Ok(run)
+    Ok(Run::Points(run))
 }
 
 /// Load a model saved by [`run_and_save`] (its architecture and schedule from `config`), sample
@@ -391,6 +436,7 @@ pub fn run_from_model(
     config.validate()?;
     let model = load_model(
         &config.model,
+        DataShape::Points,
         config.diffusion.timesteps,
         model_path,
         device,
@@ -398,7 +444,7 @@ pub fn run_from_model(
     sample_and_measure(
         config,
         Stage {
-            data: config.data.init(config.seeds().data),
+            data: points_data(config)?,
             schedule: config.diffusion.init()?,
             model,
             history: LossHistory::default(),
@@ -410,17 +456,22 @@ pub fn run_from_model(
     )
 }
 
-/// `ddpm sample`: [`run_from_model`] (no untrained baseline), then write the samples, their
-/// metrics, the config and the figures that need only a model into `out_dir`, staged as in
-/// [`run_and_save`].
+/// `ddpm sample`: sample a saved model of either kind again (no untrained baseline), then write
+/// the samples, their metrics, the config and the figures that need only a model into
+/// `out_dir`, staged as in [`run_and_save`]. Points: [`run_from_model`]; images:
+/// [`images::sample_images_and_save`].
 pub fn sample_and_save(
     config: &ExperimentConfig,
     model_path: &Path,
     device: &Device,
     backend: &str,
     out_dir: &Path,
-) -> Result<PipelineRun> {
+) -> Result<Run> {
     config.validate()?;
+    if config.data.dataset.is_images() {
+        return images::sample_images_and_save(config, model_path, device, backend, out_dir)
+            .map(Run::Images);
+    }
     let staged = io::StagedDir::create(out_dir)?;
     let options = RunOptions {
         untrained_baseline: false,
@@ -446,7 +497,7 @@ pub fn sample_and_save(
     io::write_atomic(&out.join(files::METRICS_JSON), metrics.as_bytes())?;
     write_sample_figures(&run, device, out)?;
     staged.commit()?;
-    Ok(run)
+    Ok(Run::Points(run))
 }
 
 /// What `ddpm sample` measured; written as its `metrics.json`.
@@ -489,7 +540,7 @@ fn write_outputs(run: &PipelineRun, device: &Device, out: &Path) -> Result<()> {
     )?;
     let metrics = serde_json::to_string_pretty(&run.report).expect("report serialises");
     io::write_atomic(&path(files::METRICS_JSON), metrics.as_bytes())?;
-    save_model(&run.model, &path(files::MODEL))?;
+    save_network(&run.model, &path(files::MODEL))?;
 
     plot::save_png(&run.training_curve(), &path(files::TRAINING_CURVE))?;
     plot::save_png(&run.noise_schedule()?, &path(files::NOISE_SCHEDULE))?;

@@ -7,8 +7,8 @@ use plotters::element::BitMapElement;
 use plotters::prelude::*;
 
 use super::{Animation, Chart, DrawResult, FAMILY};
+use crate::data::ImageShape;
 use crate::data::images::to_pixel;
-use crate::model::ImageShape;
 use crate::notebook::Png;
 use crate::{DdpmError, Result};
 

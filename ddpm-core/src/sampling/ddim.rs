@@ -258,7 +258,8 @@ impl StepRule for DdimSampler<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::DenoiserConfig;
+    use crate::data::DataShape;
+    use crate::model::{Head, MlpConfig};
     use crate::rng::seeded;
     use crate::sampling::{DdpmSampler, PosteriorVariance, from_points};
     use crate::schedule::ScheduleConfig;
@@ -335,7 +336,9 @@ mod tests {
         }
         .init()
         .unwrap();
-        let model = seeded(&device, 5, || DenoiserConfig::default().init(50, &device));
+        let model = seeded(&device, 5, || {
+            MlpConfig::default().init(Head::default(), 50, &device)
+        });
         let ddim = DdimSampler::new(&schedule, 50, TimestepSpacing::Linspace, 1.0)
             .unwrap()
             .with_clip_x0(4.0);
@@ -376,7 +379,11 @@ mod tests {
         assert!(
             stochastic
                 .invert(
-                    &seeded(&device, 0, || DenoiserConfig::default().init(1000, &device)),
+                    &seeded(&device, 0, || MlpConfig::default().init(
+                        Head::default(),
+                        1000,
+                        &device
+                    )),
                     x
                 )
                 .is_err()
@@ -409,8 +416,10 @@ mod tests {
         config.train.epochs = 60;
         config.model.prediction = target;
         let schedule = config.diffusion.init().unwrap();
-        let data = config.data.init(1);
-        let model = seeded(&device, 2, || config.model.init(100, &device));
+        let data = config.data.init(1).unwrap();
+        let model = seeded(&device, 2, || {
+            config.model.init(DataShape::Points, 100, &device).unwrap()
+        });
         let trained = crate::train::train(
             model,
             &schedule,

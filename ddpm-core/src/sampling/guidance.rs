@@ -149,7 +149,7 @@ impl<M: Denoise + ?Sized> Denoise for Guided<'_, M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::DenoiserConfig;
+    use crate::model::{Head, MlpConfig};
     use crate::rng::{NoiseSource, seeded};
 
     fn max_abs(x: Tensor<2>) -> f32 {
@@ -159,11 +159,11 @@ mod tests {
     #[test]
     fn scale_one_is_the_conditional_prediction_and_zero_the_unconditional_one() {
         let device = crate::Backend::default_cpu().device().unwrap();
-        let config = DenoiserConfig {
+        let head = Head {
             num_classes: 4,
-            ..Default::default()
+            ..Head::default()
         };
-        let model = seeded(&device, 2, || config.init(100, &device));
+        let model = seeded(&device, 2, || MlpConfig::default().init(head, 100, &device));
         let x = NoiseSource::new(3).normal([6, 2], &device);
         let classes = [0usize, 1, 2, 3, 1, 0];
         let class = class_tensor(&classes, &device);
@@ -187,11 +187,11 @@ mod tests {
     #[test]
     fn bad_classes_scales_and_unconditional_models_name_the_field() {
         let device = crate::Backend::default_cpu().device().unwrap();
-        let conditional = DenoiserConfig {
+        let head = Head {
             num_classes: 2,
-            ..Default::default()
-        }
-        .init(50, &device);
+            ..Head::default()
+        };
+        let conditional = MlpConfig::default().init(head, 50, &device);
         let err = |r: Result<Guided<'_, crate::model::MlpDenoiser>>| r.unwrap_err().to_string();
         let e = err(Guided::new(&conditional, &[0, 2], 1.0, &device));
         assert!(e.contains("sampling.class") && e.contains("0..2"), "{e}");
@@ -199,7 +199,7 @@ mod tests {
         assert!(e.contains("sampling.guidance_scale"), "{e}");
         let e = err(Guided::new(&conditional, &[0], f64::NAN, &device));
         assert!(e.contains("sampling.guidance_scale"), "{e}");
-        let unconditional = DenoiserConfig::default().init(50, &device);
+        let unconditional = MlpConfig::default().init(Head::default(), 50, &device);
         let e = err(Guided::new(&unconditional, &[0], 1.0, &device));
         assert!(e.contains("model.num_classes"), "{e}");
     }

@@ -167,17 +167,20 @@ impl SamplingConfig {
         Ok(())
     }
 
-    /// The DDPM sampler with this config's variance and clipping, over `schedule`.
-    pub fn sampler<'a>(&self, schedule: &'a NoiseSchedule) -> DdpmSampler<'a> {
+    /// The DDPM sampler with this config's variance and clipping, over `schedule`, whatever
+    /// `method` says: for the DDPM-only tools (one step's parts, the step table). To sample
+    /// as configured, use [`Self::init`].
+    pub fn ddpm_sampler<'a>(&self, schedule: &'a NoiseSchedule) -> DdpmSampler<'a> {
         DdpmSampler::new(schedule, self.variance).with_clip_x0(self.clip_x0)
     }
 
-    /// The sampler `method` names, over `schedule`.
+    /// The sampler `method` names (DDPM, or DDIM with its steps, spacing and eta), over
+    /// `schedule`: the one entry point that samples as the config says.
     pub fn init<'a>(&self, schedule: &'a NoiseSchedule) -> Result<Sampler<'a>> {
         self.validate("sampling.")?;
         self.validate_for("sampling.", schedule.timesteps())?;
         Ok(match self.method {
-            SamplerKind::Ddpm => Sampler::Ddpm(self.sampler(schedule)),
+            SamplerKind::Ddpm => Sampler::Ddpm(self.ddpm_sampler(schedule)),
             SamplerKind::Ddim => {
                 let steps = if self.steps == 0 {
                     schedule.timesteps()
@@ -723,11 +726,13 @@ mod tests {
     fn a_learned_variance_sets_sigma_between_beta_tilde_and_beta() {
         let device = crate::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig::default().init().unwrap();
-        let config = crate::model::DenoiserConfig {
+        let head = crate::model::Head {
             variance: crate::model::ModelVariance::LearnedRange,
             ..Default::default()
         };
-        let model = crate::rng::seeded(&device, 1, || config.init(1000, &device));
+        let model = crate::rng::seeded(&device, 1, || {
+            crate::model::MlpConfig::default().init(head, 1000, &device)
+        });
         let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
         let t = 200;
         let x_t = Tensor::<2>::zeros([2, 2], &device);
