@@ -3,11 +3,11 @@
 
 use burn::prelude::*;
 
+use crate::error::{DdpmError, Result};
 use crate::model::{Denoise, sinusoidal_embedding};
 use crate::plot::{Arrow, Bounds};
 use crate::points::{from_points, read_floats, to_points};
 use crate::schedule::NoiseSchedule;
-use crate::{DdpmError, Result};
 
 /// The model's score estimate `-eps_theta(x, t) / sqrt(1 - alpha-bar_t)` (eps converted from
 /// x_0 or v for models that predict those) on a `grid` x `grid`
@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn score_field_covers_the_grid_and_rejects_bad_input() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let model = crate::rng::seeded(&device, 0, || {
             MlpConfig::default().init(Head::default(), 100, &device)
         });
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn sinusoidal_table_starts_with_sin_zero_and_cos_one() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let table = sinusoidal_table(&[0.0, 3.0], 8, &device).unwrap();
         assert_eq!(table.len(), 2);
         assert_eq!(table[0], vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);

@@ -1,7 +1,7 @@
 //! Enums for every choice (schedule, dataset, activation, ...), named once.
 //!
 //! `choice_enum!` gives each enum the same snake_case name in TOML/JSON (serde), on the command
-//! line (clap's `ValueEnum`, so `--help` lists the values), in notebooks (`FromStr`/`Display`) and
+//! line (clap's `ValueEnum` with the `cli` feature, so `--help` lists the values), in notebooks (`FromStr`/`Display`) and
 //! in error messages that list the allowed values.
 
 /// Declare a choice enum: each variant with its snake_case name and a one-line doc.
@@ -36,11 +36,11 @@ macro_rules! choice_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = $crate::DdpmError;
+            type Err = $crate::error::DdpmError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let key = s.trim().to_ascii_lowercase().replace('-', "_");
                 Self::ALL.iter().copied().find(|v| v.name() == key).ok_or_else(|| {
-                    $crate::DdpmError::UnknownChoice {
+                    $crate::error::DdpmError::UnknownChoice {
                         what: $what,
                         given: s.to_string(),
                         allowed: Self::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
@@ -49,6 +49,7 @@ macro_rules! choice_enum {
             }
         }
 
+        #[cfg(feature = "cli")]
         impl clap::ValueEnum for $name {
             fn value_variants<'a>() -> &'a [Self] {
                 Self::ALL

@@ -26,10 +26,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::ImageSet;
 use crate::data::ImageShape;
+use crate::error::{DdpmError, Result};
 use crate::points::{from_rows, read_floats};
 use crate::rng::{NoiseSource, seeded};
 use crate::train::{load_weights, save_model};
-use crate::{DdpmError, Result};
 
 /// Architecture and training of the classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

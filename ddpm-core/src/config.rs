@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::classifier::ClassifierConfig;
 use crate::data::{DataConfig, Dataset, ImageDataset};
+use crate::display::Table;
+use crate::error::{DdpmError, Result};
 use crate::model::{ModelConfig, ModelVariance, Network, NetworkConfig, UNetConfig};
-use crate::notebook::Table;
 use crate::sampling::{SamplerKind, SamplingConfig};
 use crate::schedule::ScheduleConfig;
 use crate::train::TrainConfig;
-use crate::{DdpmError, Result};
 
 /// One experiment: data, diffusion, model, training and sampling, plus the seed all randomness
 /// derives from, whether the data is points or images. Sections missing from a file take their

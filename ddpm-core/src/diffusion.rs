@@ -66,10 +66,7 @@ impl Prediction {
                 (x0, output)
             }
             Prediction::X0 => {
-                let eps = k(
-                    x_t - k(output.clone(), &schedule.sqrt_alpha_bar),
-                    &schedule.sqrt_recip_one_minus_alpha_bar,
-                );
+                let eps = eps_from_x0(schedule, x_t, output.clone(), t);
                 (output, eps)
             }
             Prediction::V => {
@@ -80,6 +77,23 @@ impl Prediction {
                 (x0, eps)
             }
         }
+    }
+}
+
+/// The noise that x_t holds given x_0: `eps = (x_t - sqrt(ab) x_0) / sqrt(1 - ab)`, the forward
+/// process read backwards. The x0 target's conversion ([`Prediction::to_x0_and_eps`]) and a
+/// sampler that clips its predicted x_0 (DDIM) both use it. `t` holds one timestep per sample,
+/// or a single one for the whole batch.
+pub fn eps_from_x0<const D: usize>(
+    schedule: &NoiseSchedule,
+    x_t: Tensor<D>,
+    x0: Tensor<D>,
+    t: &[usize],
+) -> Tensor<D> {
+    let rest = x_t - scale(x0, &schedule.sqrt_alpha_bar, t);
+    match t {
+        [one] => rest.div_scalar(schedule.sqrt_one_minus_alpha_bar[*one]),
+        _ => scale(rest, &schedule.sqrt_recip_one_minus_alpha_bar, t),
     }
 }
 
@@ -224,25 +238,26 @@ pub fn mean_from_eps<const D: usize>(
 pub fn noising_snapshots(
     schedule: &NoiseSchedule,
     data: &[[f32; 2]],
-    times: &[usize],
+    times: &[crate::time::PaperTime],
     rng: &mut crate::rng::NoiseSource,
     device: &Device,
-) -> crate::Result<Vec<crate::points::Frame>> {
+) -> crate::error::Result<Vec<crate::points::Frame>> {
     let x0 = crate::points::from_points(data, device);
     times
         .iter()
         .map(|&time| {
-            let points = if time == 0 {
-                data.to_vec()
-            } else {
-                let index = time.min(schedule.timesteps()) - 1;
-                let noise = rng.normal([data.len(), 2], device);
-                crate::points::to_points(q_sample(
-                    schedule,
-                    x0.clone(),
-                    &vec![index; data.len()],
-                    noise,
-                ))?
+            let points = match time.index() {
+                None => data.to_vec(),
+                Some(index) => {
+                    let index = index.min(schedule.timesteps() - 1);
+                    let noise = rng.normal([data.len(), 2], device);
+                    crate::points::to_points(q_sample(
+                        schedule,
+                        x0.clone(),
+                        &vec![index; data.len()],
+                        noise,
+                    ))?
+                }
             };
             Ok(crate::points::Frame { t: time, points })
         })
@@ -256,7 +271,7 @@ mod tests {
     use crate::schedule::ScheduleConfig;
 
     fn device() -> Device {
-        crate::Backend::default_cpu().device().unwrap()
+        crate::backend::Backend::default_cpu().device().unwrap()
     }
 
     fn moments(values: &[f32]) -> (f64, f64) {

@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{DdpmError, Result};
+use burn::module::Module;
+
+use crate::error::{DdpmError, Result};
 
 /// A temporary path in the same directory as `path` (so the final rename stays on one disk).
 pub fn temp_path_for(path: &Path) -> PathBuf {
@@ -102,6 +104,67 @@ impl Drop for StagedDir {
             // Only succeeds while empty: never removes anything but what this run made.
             let _ = std::fs::remove_dir(&self.dir);
         }
+    }
+}
+
+/// Save the model's weights to `path` (burn's burnpack format), atomically: the record is
+/// written beside the target and renamed over it, so a crash never leaves a broken file.
+/// A [`crate::model::Network`] is saved by [`crate::model::Network::save`].
+pub fn save_model<M: Module>(model: &M, path: &Path) -> Result<()> {
+    let tmp = temp_path_for(path);
+    let result = model
+        .clone()
+        .into_record()
+        .save(&tmp)
+        .map_err(|e| DdpmError::Record {
+            path: path.to_path_buf(),
+            message: format!("{e:?}"),
+        })
+        .and_then(|()| commit(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub(crate) const MISMATCH: &str = "its weights do not fit the configured network";
+
+/// Load weights saved by [`save_model`] into `fresh`, a network of the architecture they were
+/// saved from (any [`Module`]).
+pub fn load_weights<M: Module>(fresh: M, path: &Path) -> Result<M> {
+    let fail = |message: String| DdpmError::Record {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(fail(
+            "no such file; train a model first (`cargo run --release` writes outputs/model.bpk)"
+                .into(),
+        ));
+    }
+    // Read the whole file into memory: a record loaded from a path reads its tensors from the
+    // file lazily, so a model loaded that way would fail (panicking inside burn) once the file
+    // is replaced or deleted, e.g. by the next run writing the same outputs/model.bpk.
+    let bytes = std::fs::read(path).map_err(|e| DdpmError::io(path, e))?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| {
+            fail(format!(
+                "not a readable model record (truncated or corrupt?): {e:?}"
+            ))
+        })?;
+    fresh.try_load_record(record).map_err(|e| {
+        fail(format!(
+            "{MISMATCH}: {}",
+            truncate_chars(&format!("{e:?}"), 240)
+        ))
+    })
+}
+
+/// At most `max` characters of `text`, marked when cut (burn lists every mismatched tensor).
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{} ...", &text[..end]),
+        None => text.to_string(),
     }
 }
 

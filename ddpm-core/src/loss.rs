@@ -19,14 +19,14 @@ use crate::diffusion::{
     Prediction, gather, learned_log_variance, per_sample, q_posterior_mean, q_sample,
     timestep_tensor,
 };
+use crate::display::Table;
+use crate::error::{DdpmError, Result};
 use crate::model::Denoise;
-use crate::notebook::Table;
 use crate::plot::TimestepCurves;
 use crate::points::{from_points, read_floats};
 use crate::rng::NoiseSource;
 use crate::sampling::PosteriorVariance;
 use crate::schedule::NoiseSchedule;
-use crate::{DdpmError, Result};
 
 choice_enum! {
     /// How the squared error of each timestep is weighted in the loss.
@@ -553,7 +553,7 @@ mod tests {
     use crate::schedule::ScheduleConfig;
 
     fn device() -> Device {
-        crate::Backend::default_cpu().device().unwrap()
+        crate::backend::Backend::default_cpu().device().unwrap()
     }
 
     fn scalar(x: Tensor<1>) -> f64 {
@@ -832,7 +832,7 @@ mod tests {
         // For x_0 ~ N(mu, s^2 I) the best eps prediction is E[eps | x_t], whose error per
         // dimension is ab s^2 / (ab s^2 + 1 - ab): near 1 where the data dominates x_t (there
         // the noise cannot be told from the data's own spread) and near 0 at pure noise.
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig {
             timesteps: 100,
             ..Default::default()

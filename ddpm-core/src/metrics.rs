@@ -17,8 +17,8 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::notebook::Table;
-use crate::{DdpmError, Result};
+use crate::display::Table;
+use crate::error::{DdpmError, Result};
 
 /// Bandwidths of the multi-scale RBF kernel, for data normalised to unit spread.
 pub const RBF_BANDWIDTHS: [f64; 5] = [0.05, 0.1, 0.2, 0.5, 1.0];

@@ -7,14 +7,15 @@
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
+use crate::time::PaperTime;
 
 /// One recorded state of the reverse chain: points by default, rows of any width (such as
 /// flattened images) as `Frame<Vec<f32>>`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Frame<P = [f32; 2]> {
-    /// The paper's time index: `T` for pure noise x_T, `0` for the final samples x_0.
-    pub t: usize,
+    /// The state's time: `T` for pure noise x_T, `0` for the final samples x_0.
+    pub t: PaperTime,
     /// The examples x_t.
     pub points: Vec<P>,
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use resvg::{tiny_skia, usvg};
 
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/`), embedded so that charts render the same
 /// on a machine without any system fonts.

@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn seeded_linear_weight_and_bias_are_uniform_within_one_over_sqrt_fan_in() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let layer = seeded(&device, 9, || LinearConfig::new(400, 64).init(&device));
         let bound = 1.0 / 20.0; // 1 / sqrt(400)
         let weight: Vec<f32> = layer.weight.val().into_data().try_to_vec::<f32>().unwrap();

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
 
 choice_enum! {
     /// How beta_t grows with t.

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::choice::choice_enum;
 use crate::data::{DataShape, Dataset2d, ImageSet};
+use crate::error::{DdpmError, Result};
+pub use crate::io::{load_weights, save_model};
 use crate::loss::{LossWeighting, Objective, training_loss};
-use crate::model::{Denoiser, ModelConfig, Network, NetworkConfig};
+use crate::model::{Denoiser, ModelConfig, Network};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
-use crate::{DdpmError, Result};
 
 choice_enum! {
     /// How the learning rate moves over training.
@@ -482,29 +483,9 @@ impl ModuleMapper for BlendParams {
     }
 }
 
-/// Save the model's weights to `path` (burn's burnpack format), atomically: the record is
-/// written beside the target and renamed over it, so a crash never leaves a broken file.
-/// A [`Network`] is saved by [`save_network`], which [`load_model`] reads back.
-pub fn save_model<M: Module>(model: &M, path: &Path) -> Result<()> {
-    let tmp = crate::io::temp_path_for(path);
-    let result = model
-        .clone()
-        .into_record()
-        .save(&tmp)
-        .map_err(|e| DdpmError::Record {
-            path: path.to_path_buf(),
-            message: format!("{e:?}"),
-        })
-        .and_then(|()| crate::io::commit(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Load weights saved by [`save_model`] into the network `config` describes, built for
+/// Load weights saved by [`save_network`] into the network `config` describes, built for
 /// examples of `shape` and a chain of `timesteps` steps (all three as in the run's
-/// `config.json`).
+/// `config.json`): [`ModelConfig::load`].
 ///
 /// A missing file, a file that is not a complete burnpack record (truncated, or something else
 /// altogether) and weights of another architecture each give a [`DdpmError::Record`] that says
@@ -516,88 +497,12 @@ pub fn load_model(
     path: &Path,
     device: &Device,
 ) -> Result<Network> {
-    let fresh = config.init(shape, timesteps, device)?;
-    let loaded = match fresh {
-        Network::Mlp(m) => load_weights(m, path).map(Network::Mlp),
-        Network::Unet(u) => load_weights(u, path).map(Network::Unet),
-    };
-    loaded.map_err(|e| match e {
-        DdpmError::Record { path, message } if message.starts_with(MISMATCH) => DdpmError::Record {
-            path,
-            message: format!(
-                "{MISMATCH} ({}; diffusion.timesteps = {timesteps}); was it trained with another \
-                 config? {}",
-                architecture(config),
-                &message[MISMATCH.len()..].trim_start_matches(": "),
-            ),
-        },
-        other => other,
-    })
+    config.load(shape, timesteps, path, device)
 }
 
-/// The fields a saved network's weights depend on, as `field = value` pairs.
-fn architecture(config: &ModelConfig) -> String {
-    let network = match &config.network {
-        NetworkConfig::Mlp(m) => format!(
-            "model.network.kind = mlp, hidden_size = {}, depth = {}, embedding_size = {}, \
-             time_embedding = {}",
-            m.hidden_size, m.depth, m.embedding_size, m.time_embedding
-        ),
-        NetworkConfig::Unet(u) => format!(
-            "model.network.kind = unet, channels = {:?}, blocks_per_level = {}, attention = {}, \
-             embedding_size = {}",
-            u.channels, u.blocks_per_level, u.attention, u.embedding_size
-        ),
-    };
-    format!(
-        "{network}; model.variance = {}, model.num_classes = {}",
-        config.variance, config.num_classes
-    )
-}
-
-/// Save a [`Network`]: the weights of the network inside, as [`save_model`] writes them (the
-/// architecture is read back from the run's config, see [`load_model`]).
+/// Save a [`Network`] atomically ([`Network::save`]); [`load_model`] reads it back.
 pub fn save_network(network: &Network, path: &Path) -> Result<()> {
-    match network {
-        Network::Mlp(m) => save_model(m, path),
-        Network::Unet(u) => save_model(u, path),
-    }
-}
-
-const MISMATCH: &str = "its weights do not fit the configured network";
-
-/// Load weights saved by [`save_model`] into `fresh`, a network of the architecture they were
-/// saved from (any [`Module`]).
-pub fn load_weights<M: Module>(fresh: M, path: &Path) -> Result<M> {
-    let fail = |message: String| DdpmError::Record {
-        path: path.to_path_buf(),
-        message,
-    };
-    if !path.is_file() {
-        return Err(fail(
-            "no such file; train a model first (`cargo run --release` writes outputs/model.bpk)"
-                .into(),
-        ));
-    }
-    let record = burn::store::ModuleRecord::load(path).map_err(|e| {
-        fail(format!(
-            "not a readable model record (truncated or corrupt?): {e:?}"
-        ))
-    })?;
-    fresh.try_load_record(record).map_err(|e| {
-        fail(format!(
-            "{MISMATCH}: {}",
-            truncate_chars(&format!("{e:?}"), 240)
-        ))
-    })
-}
-
-/// At most `max` characters of `text`, marked when cut (burn lists every mismatched tensor).
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{} ...", &text[..end]),
-        None => text.to_string(),
-    }
+    network.save(path)
 }
 
 #[cfg(test)]
@@ -630,7 +535,7 @@ mod tests {
 
     #[test]
     fn ema_equals_its_closed_form_over_a_known_sequence() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let decay = 0.9;
         let sequence = [
             [1.0f32, -2.0],
@@ -661,7 +566,7 @@ mod tests {
     /// move each coordinate by about lr.
     #[test]
     fn gradient_clipping_bounds_the_update() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let mut config = ExperimentConfig::default();
         config.data.n_points = 64;
         config.diffusion.timesteps = 100;

@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use super::ImageShape;
 use crate::choice::choice_enum;
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
 
 choice_enum! {
     /// An image dataset.

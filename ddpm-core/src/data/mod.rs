@@ -14,7 +14,7 @@ pub use images::{ImageDataset, ImageSet, Split};
 pub use shape::{DataShape, ImageShape};
 pub use toy::{DATA_RANGE, Dataset2d, DatasetKind, num_classes};
 
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
 
 /// A dataset of either kind: a 2-D distribution or an image dataset. In TOML and JSON it is
 /// the dataset's name (`"moons"`, `"digits"`...).
@@ -224,6 +224,16 @@ impl DataConfig {
                 "is an image dataset: load it with DataConfig::load_images",
             )),
         }
+    }
+
+    /// A fresh draw of `n` points of the 2-D dataset with `seed` (a held-out set for metrics);
+    /// an error for images.
+    pub fn draw(&self, n: usize, seed: u64) -> Result<Dataset2d> {
+        DataConfig {
+            n_points: n,
+            ..self.clone()
+        }
+        .init(seed)
     }
 
     /// Load an image dataset's training and held-out images (`seed` splits the digits).

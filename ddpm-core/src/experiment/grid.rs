@@ -12,14 +12,15 @@ use crate::choice::choice_enum;
 use crate::config::ExperimentConfig;
 use crate::data::Dataset2d;
 use crate::diffusion::Prediction;
+use crate::display::Table;
+use crate::error::{DdpmError, Result};
 use crate::loss::{LossWeighting, nll_bound};
 use crate::model::{Activation, Denoise, ModelVariance, TimeEmbeddingKind};
-use crate::notebook::Table;
 use crate::pipeline::PipelineRun;
 use crate::pipeline::images::ClassifierScore;
 use crate::sampling::{PosteriorVariance, SamplerKind};
 use crate::schedule::ScheduleKind;
-use crate::{DdpmError, Result, io, plot};
+use crate::{io, plot};
 
 choice_enum! {
     /// The experiment grids `ddpm experiment <name>` runs.
@@ -349,7 +350,7 @@ impl ExperimentReport {
     pub fn table(&self) -> Table {
         let variants = match &self.variants {
             GridResults::Points(variants) => variants,
-            GridResults::Images(variants) => return super::images::image_table(variants),
+            GridResults::Images(variants) => return image_table(variants),
         };
         let seeds = variants.first().map_or(0, |v| v.runs.len());
         let pm = |(mean, sd): (f64, f64), digits: usize| {
@@ -472,18 +473,12 @@ impl ExperimentReport {
 /// seeds this far apart (fewer than 100 of them) never share a random stream.
 pub const SEED_STRIDE: u64 = 10_000;
 
-/// Run the grid `name` from `base`, once per master seed `base.seed + k * SEED_STRIDE` for
-/// `k < seeds`: the repeats are independent.
-///
-/// Variants that differ only in how they sample share one trained model per seed (see
-/// [`Comparison::run`]). `progress` hears about each run as it finishes.
-pub fn run_experiment(
+/// The grid's variants, each checked to be a valid change of `base`, and the seed count checked.
+pub(super) fn checked_variants(
     name: ExperimentName,
     base: &ExperimentConfig,
     seeds: usize,
-    device: &Device,
-    progress: &mut dyn FnMut(&str, u64, &str),
-) -> Result<ExperimentReport> {
+) -> Result<Vec<Variant>> {
     if !(1..=100).contains(&seeds) {
         return Err(DdpmError::invalid("seeds", seeds, "must be in 1..=100"));
     }
@@ -508,9 +503,19 @@ pub fn run_experiment(
             message: format!("variant `{}` of `{name}`: {e}", v.label),
         })?;
     }
-    if base.data.dataset.is_images() {
-        return super::images::run_image_experiment(name, &variants, base, seeds, device, progress);
-    }
+    Ok(variants)
+}
+
+/// [`super::run_experiment`] on points: each run measured against fresh draws of the
+/// distribution, the first seed's samples kept for the chart.
+pub(super) fn run_points_experiment(
+    name: ExperimentName,
+    variants: &[Variant],
+    base: &ExperimentConfig,
+    seeds: usize,
+    device: &Device,
+    progress: &mut dyn FnMut(&str, u64, &str),
+) -> Result<ExperimentReport> {
     let mut results: Vec<VariantResult> = variants
         .iter()
         .map(|v| VariantResult {
@@ -568,7 +573,7 @@ pub fn run_experiment(
         title: name.title().to_string(),
         base: base.clone(),
         variants: GridResults::Points(results),
-        backend: crate::Backend::label(device),
+        backend: crate::backend::Backend::label(device),
         comparison: first,
         image_chart: None,
     })
@@ -603,6 +608,56 @@ fn held_out_nll(run: &PipelineRun, device: &Device) -> Result<f64> {
         device,
     )?;
     Ok(bound.bits_per_dim)
+}
+
+/// One row per variant: the Fréchet classifier distance (mean ± sd over the seeds) and its
+/// multiple of the floor, the class accuracy, the final loss and wall times.
+fn image_table(variants: &[VariantResult<ImageRunSummary>]) -> Table {
+    let seeds = variants.first().map_or(0, |v| v.runs.len());
+    let pm = |(mean, sd): (f64, f64), digits: usize| {
+        if seeds > 1 {
+            format!("{mean:.digits$} ± {sd:.digits$}")
+        } else {
+            format!("{mean:.digits$}")
+        }
+    };
+    let mut table = Table::new([
+        "variant",
+        "Fréchet classifier distance",
+        "FCD / floor",
+        "class accuracy",
+        "final loss",
+        "train s",
+        "sample s",
+    ]);
+    for v in variants {
+        let fcd = v.mean_sd(|r| r.trained.fcd);
+        let floor = v.mean_sd(|r| r.floor.fcd).0;
+        let accuracy = if v.runs.iter().all(|r| r.trained.class_accuracy.is_some()) {
+            let (mean, sd) = v.mean_sd(|r| 100.0 * r.trained.class_accuracy.unwrap_or(f64::NAN));
+            if seeds > 1 {
+                format!("{mean:.1} ± {sd:.1} %")
+            } else {
+                format!("{mean:.1} %")
+            }
+        } else {
+            "-".to_string()
+        };
+        table.push([
+            v.label.clone(),
+            pm(fcd, 2),
+            format!("{:.1}", fcd.0 / floor),
+            accuracy,
+            pm(v.mean_sd(|r| f64::from(r.final_loss)), 4),
+            if v.runs.iter().all(|r| r.shared_training) {
+                "(shared)".to_string()
+            } else {
+                pm(v.mean_sd(|r| r.train_seconds), 1)
+            },
+            pm(v.mean_sd(|r| r.sample_seconds), 2),
+        ]);
+    }
+    table
 }
 
 #[cfg(test)]

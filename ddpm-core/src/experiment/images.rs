@@ -9,9 +9,8 @@ use super::grid::{
     VariantResult,
 };
 use super::same_training;
-use crate::Result;
 use crate::config::ExperimentConfig;
-use crate::notebook::Table;
+use crate::error::Result;
 use crate::pipeline::images::{ImageRun, classifier_path, run_images};
 use crate::plot::{ImageGrid, tile_from_unit};
 use crate::train::Silent;
@@ -31,7 +30,7 @@ pub(super) fn run_image_experiment(
     progress: &mut dyn FnMut(&str, u64, &str),
 ) -> Result<ExperimentReport> {
     let cache_dir = std::env::temp_dir().join("ddpm-core-classifiers");
-    std::fs::create_dir_all(&cache_dir).map_err(|e| crate::DdpmError::io(&cache_dir, e))?;
+    std::fs::create_dir_all(&cache_dir).map_err(|e| crate::error::DdpmError::io(&cache_dir, e))?;
     let mut results: Vec<VariantResult<ImageRunSummary>> = variants
         .iter()
         .map(|v| VariantResult {
@@ -72,7 +71,7 @@ pub(super) fn run_image_experiment(
                     let run = run_images(
                         &config,
                         device,
-                        &crate::Backend::label(device),
+                        &crate::backend::Backend::label(device),
                         &cache,
                         &mut Silent,
                     )?;
@@ -136,7 +135,7 @@ pub(super) fn run_image_experiment(
         title: name.title().to_string(),
         base: base.clone(),
         variants: GridResults::Images(results),
-        backend: crate::Backend::label(device),
+        backend: crate::backend::Backend::label(device),
         comparison: None,
         image_chart,
     })
@@ -144,54 +143,4 @@ pub(super) fn run_image_experiment(
 
 fn final_loss(run: &ImageRun) -> f32 {
     run.history.per_epoch.last().copied().unwrap_or(f32::NAN)
-}
-
-/// One row per variant: the Fréchet classifier distance (mean ± sd over the seeds) and its
-/// multiple of the floor, the class accuracy, the final loss and wall times.
-pub(super) fn image_table(variants: &[VariantResult<ImageRunSummary>]) -> Table {
-    let seeds = variants.first().map_or(0, |v| v.runs.len());
-    let pm = |(mean, sd): (f64, f64), digits: usize| {
-        if seeds > 1 {
-            format!("{mean:.digits$} ± {sd:.digits$}")
-        } else {
-            format!("{mean:.digits$}")
-        }
-    };
-    let mut table = Table::new([
-        "variant",
-        "Fréchet classifier distance",
-        "FCD / floor",
-        "class accuracy",
-        "final loss",
-        "train s",
-        "sample s",
-    ]);
-    for v in variants {
-        let fcd = v.mean_sd(|r| r.trained.fcd);
-        let floor = v.mean_sd(|r| r.floor.fcd).0;
-        let accuracy = if v.runs.iter().all(|r| r.trained.class_accuracy.is_some()) {
-            let (mean, sd) = v.mean_sd(|r| 100.0 * r.trained.class_accuracy.unwrap_or(f64::NAN));
-            if seeds > 1 {
-                format!("{mean:.1} ± {sd:.1} %")
-            } else {
-                format!("{mean:.1} %")
-            }
-        } else {
-            "-".to_string()
-        };
-        table.push([
-            v.label.clone(),
-            pm(fcd, 2),
-            format!("{:.1}", fcd.0 / floor),
-            accuracy,
-            pm(v.mean_sd(|r| f64::from(r.final_loss)), 4),
-            if v.runs.iter().all(|r| r.shared_training) {
-                "(shared)".to_string()
-            } else {
-                pm(v.mean_sd(|r| r.train_seconds), 1)
-            },
-            pm(v.mean_sd(|r| r.sample_seconds), 2),
-        ]);
-    }
-    table
 }

@@ -13,9 +13,9 @@
 
 use burn::prelude::Device;
 
-use crate::Result;
 use crate::config::ExperimentConfig;
-use crate::notebook::Table;
+use crate::display::Table;
+use crate::error::Result;
 use crate::pipeline::{self, PipelineRun, RunOptions};
 use crate::plot::{GENERATED, PALETTE, Panel, REAL, SHOWN_PER_PANEL, ScatterPanels};
 use crate::train::Silent;
@@ -25,8 +25,30 @@ mod images;
 
 pub use grid::{
     ExperimentName, ExperimentReport, GridResults, ImageRunSummary, RunSummary, SEED_STRIDE,
-    Variant, VariantResult, run_experiment,
+    Variant, VariantResult,
 };
+
+/// Run the grid `name` from `base`, once per master seed `base.seed + k * SEED_STRIDE` for
+/// `k < seeds`: the repeats are independent. On points or images, as `base.data` says (see
+/// [`images`]).
+///
+/// Variants that differ only in how they sample share one trained model per seed (see
+/// [`Comparison::run`]). `progress` hears about each run as it finishes, with a one-line
+/// summary.
+pub fn run_experiment(
+    name: ExperimentName,
+    base: &ExperimentConfig,
+    seeds: usize,
+    device: &Device,
+    progress: &mut dyn FnMut(&str, u64, &str),
+) -> Result<ExperimentReport> {
+    let variants = grid::checked_variants(name, base, seeds)?;
+    if base.data.dataset.is_images() {
+        images::run_image_experiment(name, &variants, base, seeds, device, progress)
+    } else {
+        grid::run_points_experiment(name, &variants, base, seeds, device, progress)
+    }
+}
 
 /// Runs of one experiment: a base config and labelled variants of it, in order.
 #[derive(Debug, Clone)]
@@ -69,7 +91,7 @@ impl Comparison {
         let run = match self.trained_like(&config) {
             Some(earlier) => pipeline::resample(earlier, &config.sampling, &self.device, options)?,
             None => {
-                let backend = crate::Backend::label(&self.device);
+                let backend = crate::backend::Backend::label(&self.device);
                 pipeline::run_with_options(&config, &self.device, &backend, &mut Silent, options)?
             }
         };
@@ -216,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_variant_that_only_samples_differently_reuses_the_trained_model() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let mut base = ExperimentConfig::default();
         base.data.n_points = 256;
         base.diffusion.timesteps = 40;
@@ -243,7 +265,10 @@ mod tests {
         );
         assert_ne!(ddim.output.samples, ddpm.output.samples);
         assert_eq!(longer.report.history.per_epoch.len(), 4);
-        assert_eq!(ddpm.report.backend, crate::Backend::default_cpu().name());
+        assert_eq!(
+            ddpm.report.backend,
+            crate::backend::Backend::default_cpu().name()
+        );
         let table = comparison.table();
         let train_s = table.headers.iter().position(|h| h == "train s").unwrap();
         assert_eq!(table.rows[1][train_s], "(shared)");

@@ -18,9 +18,9 @@ choice_enum! {
 }
 
 /// Check an embedding width: even (sines and cosines in pairs) and in 2..=4096.
-pub(crate) fn validate_embedding_size(field: &str, size: usize) -> crate::Result<()> {
+pub(crate) fn validate_embedding_size(field: &str, size: usize) -> crate::error::Result<()> {
     if size < 2 || !size.is_multiple_of(2) || size > 4096 {
-        return Err(crate::DdpmError::invalid(
+        return Err(crate::error::DdpmError::invalid(
             field,
             size,
             "must be even and in 2..=4096",
@@ -49,8 +49,8 @@ pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> 
         .map(|i| (scale * (step * i as f64).exp()) as f32)
         .collect();
     let device = x.device();
-    if super::simd::host_path(&device) {
-        return super::simd::sinusoidal_features(x, &freqs);
+    if crate::backend::host::host_path(&device) {
+        return crate::backend::host::sinusoidal_features(x, &freqs);
     }
     let x = x.detach();
     let freqs = Tensor::<3>::from_data(TensorData::new(freqs, [1, 1, half]), &device);
@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn sinusoidal_embedding_matches_the_formula() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let x = Tensor::<2>::from_floats([[0.0f32, 1.0], [2.5, -3.0]], &device);
         let e: Vec<f32> = sinusoidal_embedding(x, 8, 2.0)
             .into_data()

@@ -14,7 +14,7 @@ use super::embedding::{TimeEmbeddingKind, sinusoidal_embedding};
 use super::{Denoise, DenoiserOutput, Head, ModelVariance};
 use crate::choice::choice_enum;
 use crate::diffusion::Prediction;
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
 
 choice_enum! {
     /// Non-linearity of the hidden layers.
@@ -37,7 +37,9 @@ impl Activation {
         match self {
             Activation::Relu => activation::relu(x),
             Activation::Silu => activation::silu(x),
-            Activation::Gelu if super::simd::host_path(&x.device()) => super::simd::gelu(x),
+            Activation::Gelu if crate::backend::host::host_path(&x.device()) => {
+                crate::backend::host::gelu(x)
+            }
             Activation::Gelu => activation::gelu(x),
             Activation::Tanh => activation::tanh(x),
         }
@@ -409,7 +411,7 @@ mod tests {
 
     #[test]
     fn forward_at_one_timestep_equals_forward_with_that_timestep_everywhere() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let x = NoiseSource::new(4).normal([64, 2], &device);
         for kind in TimeEmbeddingKind::ALL {
             let config = MlpConfig {
@@ -459,7 +461,7 @@ mod tests {
 
     #[test]
     fn a_learned_variance_adds_two_outputs_that_predict_splits_off() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let x = NoiseSource::new(5).normal([7, 2], &device);
         for (variance, width) in [(ModelVariance::Fixed, 2), (ModelVariance::LearnedRange, 4)] {
             let config = MlpConfig::default();
@@ -487,7 +489,7 @@ mod tests {
 
     #[test]
     fn outputs_keep_their_shape_with_and_without_classes_and_the_class_matters() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let x = NoiseSource::new(6).normal([7, 2], &device);
         let class = crate::model::class_tensor(&[0, 1, 2, 3, 0, 1, 4], &device);
         for k in [0usize, 4] {

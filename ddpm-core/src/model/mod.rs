@@ -11,7 +11,6 @@ mod embedding;
 mod gaussian;
 mod mlp;
 mod network;
-mod simd;
 mod unet;
 
 use burn::module::{Module, ModuleDisplay};

@@ -15,6 +15,8 @@
 //! A new network is a variant of [`NetworkConfig`] and of [`Network`] (see the crate's
 //! "adding a network" guide, `docs/adding-a-network.md`); nothing outside `model/` changes.
 
+use std::path::Path;
+
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +26,8 @@ use super::{Denoise, DenoiserOutput};
 use crate::choice::choice_enum;
 use crate::data::DataShape;
 use crate::diffusion::Prediction;
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
+use crate::io::{MISMATCH, load_weights, save_model};
 
 choice_enum! {
     /// Whether the network also predicts the variance of each reverse step.
@@ -237,6 +240,37 @@ impl ModelConfig {
         })
     }
 
+    /// Load weights saved by [`Network::save`] into the network this config describes for
+    /// `shape` and `timesteps` (as in the run's `config.json`). A missing file, a file that is
+    /// no complete record and weights of another architecture each give a
+    /// [`DdpmError::Record`] that says which, with the fields the weights depend on.
+    pub fn load(
+        &self,
+        shape: DataShape,
+        timesteps: usize,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Network> {
+        let loaded = match self.init(shape, timesteps, device)? {
+            Network::Mlp(m) => load_weights(m, path).map(Network::Mlp),
+            Network::Unet(u) => load_weights(u, path).map(Network::Unet),
+        };
+        loaded.map_err(|e| match e {
+            DdpmError::Record { path, message } if message.starts_with(MISMATCH) => {
+                DdpmError::Record {
+                    path,
+                    message: format!(
+                        "{MISMATCH} ({}; diffusion.timesteps = {timesteps}); was it trained \
+                         with another config? {}",
+                        architecture(self),
+                        &message[MISMATCH.len()..].trim_start_matches(": "),
+                    ),
+                }
+            }
+            other => other,
+        })
+    }
+
     /// One line for logs and tables: "MLP 128 wide x 3 deep, gelu, sinusoidal time embedding,
     /// predicts epsilon" or "U-Net [32, 64], predicts epsilon, 10 classes".
     pub fn describe(&self) -> String {
@@ -259,9 +293,19 @@ impl ModelConfig {
     }
 }
 
+macro_rules! each {
+    ($self:expr, $net:ident => $body:expr) => {
+        match $self {
+            Network::Mlp($net) => $body,
+            Network::Unet($net) => $body,
+        }
+    };
+}
+
 /// The network a [`ModelConfig`] builds: one module type for the pipeline, the command, saving
 /// and loading, whatever the architecture. Every method forwards to the network inside.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one per run, never moved in a loop; burn's derive needs the modules inline
 pub enum Network {
     /// The MLP.
     Mlp(MlpDenoiser),
@@ -285,6 +329,32 @@ impl Network {
             _ => None,
         }
     }
+
+    /// Save the weights of the network inside to `path` atomically ([`save_model`]); the
+    /// architecture is read back from the run's config by [`ModelConfig::load`].
+    pub fn save(&self, path: &Path) -> Result<()> {
+        each!(self, n => save_model(n, path))
+    }
+}
+
+/// The fields a saved network's weights depend on, as `field = value` pairs.
+fn architecture(config: &ModelConfig) -> String {
+    let network = match &config.network {
+        NetworkConfig::Mlp(m) => format!(
+            "model.network.kind = mlp, hidden_size = {}, depth = {}, embedding_size = {}, \
+             time_embedding = {}",
+            m.hidden_size, m.depth, m.embedding_size, m.time_embedding
+        ),
+        NetworkConfig::Unet(u) => format!(
+            "model.network.kind = unet, channels = {:?}, blocks_per_level = {}, attention = {}, \
+             embedding_size = {}",
+            u.channels, u.blocks_per_level, u.attention, u.embedding_size
+        ),
+    };
+    format!(
+        "{network}; model.variance = {}, model.num_classes = {}",
+        config.variance, config.num_classes
+    )
 }
 
 impl From<MlpDenoiser> for Network {
@@ -297,15 +367,6 @@ impl From<UNet> for Network {
     fn from(u: UNet) -> Self {
         Network::Unet(u)
     }
-}
-
-macro_rules! each {
-    ($self:expr, $net:ident => $body:expr) => {
-        match $self {
-            Network::Mlp($net) => $body,
-            Network::Unet($net) => $body,
-        }
-    };
 }
 
 impl Denoise for Network {

@@ -30,7 +30,7 @@ use super::embedding::sinusoidal_embedding;
 use super::{Denoise, DenoiserOutput, Head, ModelVariance};
 use crate::data::ImageShape;
 use crate::diffusion::Prediction;
-use crate::{DdpmError, Result};
+use crate::error::{DdpmError, Result};
 
 /// Architecture of the U-Net.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -474,7 +474,7 @@ mod tests {
     use crate::rng::NoiseSource;
 
     fn device() -> Device {
-        crate::Backend::default_cpu().device().unwrap()
+        crate::backend::Backend::default_cpu().device().unwrap()
     }
 
     #[test]

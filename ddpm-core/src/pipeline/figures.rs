@@ -7,8 +7,9 @@ use burn::prelude::*;
 use super::{PipelineRun, draw, sampler_name, wanted_classes};
 use crate::data::Dataset2d;
 use crate::diffusion::noising_snapshots;
+use crate::display::Table;
+use crate::error::{DdpmError, Result};
 use crate::metrics::ConditionalReport;
-use crate::notebook::Table;
 use crate::plot::{
     Bounds, LossCurve, Marginals, Panel, ScatterPanels, ScheduleChart, ScheduleCurve,
     TrajectoryAnimation,
@@ -17,13 +18,13 @@ use crate::plot::{GENERATED, REAL, SHOWN_PER_PANEL};
 use crate::rng::NoiseSource;
 use crate::sampling::{Frame, evenly_spaced_steps};
 use crate::schedule::{ScheduleConfig, ScheduleKind};
-use crate::{DdpmError, Result};
+use crate::time::PaperTime;
 
 /// The paper times of the forward-process picture.
-fn forward_times(timesteps: usize) -> Vec<usize> {
-    let mut times: Vec<usize> = [0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]
+fn forward_times(timesteps: usize) -> Vec<PaperTime> {
+    let mut times: Vec<PaperTime> = [0.0, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]
         .iter()
-        .map(|f| (f * timesteps as f64).round() as usize)
+        .map(|f| PaperTime((f * timesteps as f64).round() as usize))
         .collect();
     times.dedup();
     times
@@ -274,10 +275,9 @@ impl PipelineRun {
             panels: snapshots
                 .into_iter()
                 .map(|f| Panel {
-                    title: if f.t == 0 {
-                        "t = 0 (data)".to_string()
-                    } else {
-                        format!("t = {}: alpha-bar {:.3}", f.t, schedule.alpha_bar[f.t - 1])
+                    title: match f.t.index() {
+                        None => "t = 0 (data)".to_string(),
+                        Some(i) => format!("t = {}: alpha-bar {:.3}", f.t, schedule.alpha_bar[i]),
                     },
                     points: f.points,
                     color: REAL,
@@ -319,7 +319,7 @@ impl PipelineRun {
             frames: self
                 .trajectory()?
                 .iter()
-                .map(|f| (f.t, f.points.clone()))
+                .map(|f| (f.t.0, f.points.clone()))
                 .collect(),
             bounds: self.bounds(),
             hold_last: 15,

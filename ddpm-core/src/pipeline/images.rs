@@ -15,14 +15,16 @@ use crate::classifier::{ImageClassifier, cached_classifier, frechet_distance};
 use crate::config::ExperimentConfig;
 use crate::data::images::ImageData;
 use crate::data::{ImageDataset, ImageSet};
+use crate::error::Result;
+use crate::io;
 use crate::loss::{Decoder, NllBound, nll_bound_of};
 use crate::model::{Denoise, Network};
 use crate::plot::{self, ImageAnimation, ImageGrid, LossCurve, Tile, tile_from_unit};
 use crate::rng::NoiseSource;
-use crate::sampling::{Guided, PosteriorVariance, SampleOutput, SamplingConfig};
+use crate::sampling::{Guided, PosteriorVariance, SampleOutput, SamplingConfig, StepRule};
 use crate::schedule::NoiseSchedule;
+use crate::time::PaperTime;
 use crate::train::{LossHistory, TrainObserver, load_model, save_network, train};
-use crate::{Result, io};
 
 /// Real training images whose classifier features stand for the data in the Fréchet distance.
 pub const REFERENCE_IMAGES: usize = 5000;
@@ -334,7 +336,7 @@ pub fn sample_images<M: Denoise>(
     schedule: &NoiseSchedule,
     model: &M,
     classes: &[usize],
-    record: &[usize],
+    record: &[PaperTime],
     device: &Device,
 ) -> Result<SampleOutput<Vec<f32>>> {
     let sampler = config.sampling.init(schedule)?;
@@ -493,10 +495,11 @@ impl ImageRun {
         let noise = rng.normal(x0.dims(), device);
         let mut columns: Vec<Vec<Vec<f32>>> = Vec::new();
         for &t in &times {
-            let x_t = if t == 0 {
-                x0.clone()
-            } else {
-                crate::diffusion::q_sample(&self.schedule, x0.clone(), &[t - 1], noise.clone())
+            let x_t = match t.index() {
+                None => x0.clone(),
+                Some(i) => {
+                    crate::diffusion::q_sample(&self.schedule, x0.clone(), &[i], noise.clone())
+                }
             };
             columns.push(crate::points::to_rows(x_t)?);
         }
@@ -514,8 +517,8 @@ impl ImageRun {
 
     /// The paper times shown in the process figures: those recorded while sampling, noisiest
     /// last for the forward figure.
-    fn shown_times(&self) -> Vec<usize> {
-        let mut times: Vec<usize> = self.output.trajectory.iter().map(|f| f.t).collect();
+    fn shown_times(&self) -> Vec<PaperTime> {
+        let mut times: Vec<PaperTime> = self.output.trajectory.iter().map(|f| f.t).collect();
         times.sort_unstable();
         times
     }
@@ -616,8 +619,8 @@ impl ImageRun {
     }
 
     /// The metrics as a table: trained, floor and untrained.
-    pub fn quality_table(&self) -> crate::notebook::Table {
-        let mut table = crate::notebook::Table::new([
+    pub fn quality_table(&self) -> crate::display::Table {
+        let mut table = crate::display::Table::new([
             "images",
             "Fréchet classifier distance",
             "classified as the class asked for",

@@ -22,14 +22,16 @@ use serde::Serialize;
 
 use crate::config::ExperimentConfig;
 use crate::data::{DataShape, Dataset2d};
+use crate::error::Result;
+use crate::io;
 use crate::metrics::{ConditionalReport, QualityReport};
 use crate::model::{Denoise, Network};
 use crate::plot;
 use crate::rng::NoiseSource;
-use crate::sampling::{Guided, SampleOutput, Sampler, SamplerKind, SamplingConfig};
+use crate::sampling::{Guided, SampleOutput, Sampler, SamplerKind, SamplingConfig, StepRule};
 use crate::schedule::NoiseSchedule;
+use crate::time::PaperTime;
 use crate::train::{LossHistory, TrainObserver, load_model, save_network, train};
-use crate::{Result, io};
 
 use images::ImageRun;
 
@@ -361,7 +363,7 @@ fn draw<M: Denoise>(
     config: &ExperimentConfig,
     wanted: &[usize],
     rng: &mut NoiseSource,
-    record: &[usize],
+    record: &[PaperTime],
     device: &Device,
 ) -> Result<SampleOutput> {
     let n = config.sampling.n_samples;
@@ -375,9 +377,9 @@ fn draw<M: Denoise>(
 /// A finished run of either kind.
 pub enum Run {
     /// A run on 2-D points.
-    Points(PipelineRun),
-    /// A run on images.
-    Images(ImageRun),
+    Points(Box<PipelineRun>),
+    /// A run on images (boxed: it holds the data, the classifier and its features).
+    Images(Box<ImageRun>),
 }
 
 impl Run {
@@ -415,13 +417,13 @@ pub fn run_and_save(
     config.validate()?;
     if config.data.dataset.is_images() {
         return images::run_images_and_save(config, device, backend, out_dir, observer)
-            .map(Run::Images);
+            .map(|run| Run::Images(Box::new(run)));
     }
     let staged = io::StagedDir::create(out_dir)?;
     let run = run(config, device, backend, observer)?;
     write_outputs(&run, device, staged.path())?;
     staged.commit()?;
-    Ok(Run::Points(run))
+    Ok(Run::Points(Box::new(run)))
 }
 
 /// Load a model saved by [`run_and_save`] (its architecture and schedule from `config`), sample
@@ -470,7 +472,7 @@ pub fn sample_and_save(
     config.validate()?;
     if config.data.dataset.is_images() {
         return images::sample_images_and_save(config, model_path, device, backend, out_dir)
-            .map(Run::Images);
+            .map(|run| Run::Images(Box::new(run)));
     }
     let staged = io::StagedDir::create(out_dir)?;
     let options = RunOptions {
@@ -497,7 +499,7 @@ pub fn sample_and_save(
     io::write_atomic(&out.join(files::METRICS_JSON), metrics.as_bytes())?;
     write_sample_figures(&run, device, out)?;
     staged.commit()?;
-    Ok(Run::Points(run))
+    Ok(Run::Points(Box::new(run)))
 }
 
 /// What `ddpm sample` measured; written as its `metrics.json`.

@@ -9,8 +9,8 @@ use plotters::prelude::*;
 use super::{Animation, Chart, DrawResult, FAMILY};
 use crate::data::ImageShape;
 use crate::data::images::to_pixel;
-use crate::notebook::Png;
-use crate::{DdpmError, Result};
+use crate::display::Png;
+use crate::error::{DdpmError, Result};
 
 /// One image to show: pixels 0-255, channel-major (`[channels, height, width]`).
 pub type Tile = Vec<u8>;

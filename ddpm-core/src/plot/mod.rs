@@ -24,8 +24,8 @@ pub use charts::{
 pub use field::{Arrow, FieldPanel, Heatmap, VectorField};
 pub use images::{ImageAnimation, ImageGrid, Tile, png_bytes, tile_from_unit};
 
-use crate::notebook::{Gif, Svg};
-use crate::{DdpmError, Result};
+use crate::display::{Gif, Svg};
+use crate::error::{DdpmError, Result};
 
 pub(crate) use crate::raster::FAMILY;
 use crate::raster::FONT;

@@ -7,11 +7,12 @@ use burn::prelude::*;
 
 use super::{SampleOutput, StepRule, run_chain};
 use crate::choice::choice_enum;
-use crate::diffusion::Prediction;
+use crate::diffusion::{Prediction, eps_from_x0};
+use crate::error::{DdpmError, Result};
 use crate::model::{Denoise, DenoiserOutput};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
-use crate::{DdpmError, Result};
+use crate::time::PaperTime;
 
 choice_enum! {
     /// How `n` sampling steps are spread over the T training timesteps (diffusers'
@@ -150,8 +151,7 @@ impl<'a> DdimSampler<'a> {
         let (x0, eps) = match self.clip_x0 {
             Some(bound) => {
                 let x0 = x0.clamp(-bound, bound);
-                let eps = (x_t - x0.clone().mul_scalar(self.schedule.sqrt_alpha_bar[t]))
-                    .div_scalar(self.schedule.sqrt_one_minus_alpha_bar[t]);
+                let eps = eps_from_x0(self.schedule, x_t, x0.clone(), &[t]);
                 (x0, eps)
             }
             None => (x0, eps),
@@ -169,21 +169,7 @@ impl<'a> DdimSampler<'a> {
         }
     }
 
-    /// Draw `n` points from x_T ~ N(0, I) through the sub-sequence ([`run_chain`]). States at
-    /// the paper times in `record` that the sub-sequence visits (and 0 for the samples) are kept.
-    pub fn sample<M: Denoise + ?Sized>(
-        &self,
-        model: &M,
-        n: usize,
-        rng: &mut NoiseSource,
-        record: &[usize],
-        device: &Device,
-    ) -> Result<SampleOutput> {
-        super::check_points(model)?;
-        super::sample_from_noise(self, model, n, rng, record, device)
-    }
-
-    /// [`Self::sample`] from a given starting state `x` (at the noisiest step), e.g. the result
+    /// [`StepRule::sample`] from a given starting state `x` (at the noisiest step), e.g. the result
     /// of [`Self::invert`].
     /// `P` is how the states are read back: `[f32; 2]` for points, `Vec<f32>` for rows.
     pub fn sample_from<M: Denoise + ?Sized, P: crate::points::Readout>(
@@ -191,7 +177,7 @@ impl<'a> DdimSampler<'a> {
         model: &M,
         x: Tensor<2>,
         rng: &mut NoiseSource,
-        record: &[usize],
+        record: &[PaperTime],
     ) -> Result<SampleOutput<P>> {
         run_chain(self, model, x, rng, record)
     }
@@ -269,7 +255,7 @@ mod tests {
     }
 
     fn device() -> Device {
-        crate::Backend::default_cpu().device().unwrap()
+        crate::backend::Backend::default_cpu().device().unwrap()
     }
 
     fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {

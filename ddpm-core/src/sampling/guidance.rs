@@ -15,8 +15,8 @@
 use burn::prelude::*;
 
 use crate::diffusion::Prediction;
+use crate::error::{DdpmError, Result};
 use crate::model::{Denoise, DenoiserOutput, class_tensor};
-use crate::{DdpmError, Result};
 
 /// A conditional denoiser asked for one class per point, with guidance scale `w`. It is itself
 /// a [`Denoise`], so every sampler runs it unchanged.
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn scale_one_is_the_conditional_prediction_and_zero_the_unconditional_one() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let head = Head {
             num_classes: 4,
             ..Head::default()
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn bad_classes_scales_and_unconditional_models_name_the_field() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let head = Head {
             num_classes: 2,
             ..Head::default()

@@ -16,12 +16,13 @@ pub use guidance::Guided;
 
 use crate::choice::choice_enum;
 use crate::diffusion::{learned_log_variance, q_posterior};
+use crate::display::Table;
+use crate::error::{DdpmError, Result};
 use crate::model::{Denoise, DenoiserOutput};
-use crate::notebook::Table;
 pub use crate::points::{Frame, Readout, from_points, from_rows, to_points, to_rows};
 use crate::rng::NoiseSource;
 use crate::schedule::NoiseSchedule;
-use crate::{DdpmError, Result};
+use crate::time::PaperTime;
 
 choice_enum! {
     /// The variance sigma_t^2 of each reverse step p(x_{t-1} | x_t).
@@ -44,6 +45,16 @@ choice_enum! {
 }
 
 impl PosteriorVariance {
+    /// The fixed sigma^2 of the step at index `t`: beta-tilde_t or beta_t (0 for fixed_small at
+    /// the last step, which adds no noise). The one place the choice is made; [`Self::log_variance`]
+    /// is its logarithm, clipped at the last step as the decoder needs.
+    pub fn variance(self, schedule: &NoiseSchedule, t: usize) -> f64 {
+        match self {
+            PosteriorVariance::FixedSmall => schedule.posterior_variance[t],
+            PosteriorVariance::FixedLarge => schedule.betas[t],
+        }
+    }
+
     /// log sigma_t^2 at each of `t` (one per sample, or one for the batch), shaped to broadcast.
     /// At t = 0 both use log beta-tilde_1, as improved-diffusion does (beta-tilde_0 is 0, and
     /// the decoder needs a positive variance).
@@ -206,17 +217,13 @@ pub enum Sampler<'a> {
 }
 
 impl Sampler<'_> {
-    /// The paper times (`T` for x_T down to 0 for the samples) this sampler passes through.
-    pub fn visited_times(&self) -> Vec<usize> {
-        match self {
-            Sampler::Ddpm(s) => (0..=s.schedule.timesteps()).rev().collect(),
-            Sampler::Ddim(s) => s
-                .steps()
-                .iter()
-                .map(|&t| t + 1)
-                .chain(std::iter::once(0))
-                .collect(),
-        }
+    /// The states (x_T down to x_0 for the samples) this sampler passes through.
+    pub fn visited_times(&self) -> Vec<PaperTime> {
+        self.time_indices()
+            .into_iter()
+            .map(PaperTime::of_index)
+            .chain(std::iter::once(PaperTime::DATA))
+            .collect()
     }
 
     /// The schedule this sampler runs on.
@@ -236,13 +243,16 @@ impl Sampler<'_> {
     /// schedule's log SNR falls to -10 (linear, T = 1000) or far below (cosine, whose last step
     /// has SNR near 0), and every state below [`FRAME_LOG_SNR_FLOOR`] looks like the noise it
     /// started from. So after x_T the frames start at that floor.
-    pub fn frame_times(&self, frames: usize) -> Vec<usize> {
+    pub fn frame_times(&self, frames: usize) -> Vec<PaperTime> {
         let visited = self.visited_times();
         if frames < 2 || visited.len() < 2 {
             return Vec::new();
         }
-        // log SNR of paper time t (index t - 1); x_0 (t = 0) is kept as the last frame.
-        let log_snr = |t: usize| self.schedule().snr[t - 1].ln();
+        // log SNR of a noisy state; x_0 is kept as the last frame.
+        let log_snr = |t: PaperTime| {
+            let index = t.index().expect("only noisy states are searched");
+            self.schedule().snr[index].ln()
+        };
         let noisy = &visited[..visited.len() - 1];
         let high = log_snr(noisy[noisy.len() - 1]);
         let low = log_snr(noisy[0]).max(FRAME_LOG_SNR_FLOOR).min(high);
@@ -266,38 +276,38 @@ impl Sampler<'_> {
             };
             nearest(low + (high - low) * f)
         }));
-        picked.push(0);
+        picked.push(PaperTime::DATA);
         picked.dedup();
         picked
     }
+}
 
-    /// Draw `n` points from `model`, keeping the states at the paper times in `record`.
-    pub fn sample<M: Denoise + ?Sized>(
-        &self,
-        model: &M,
-        n: usize,
-        rng: &mut NoiseSource,
-        record: &[usize],
-        device: &Device,
-    ) -> Result<SampleOutput> {
+impl StepRule for Sampler<'_> {
+    fn time_indices(&self) -> Vec<usize> {
         match self {
-            Sampler::Ddpm(s) => s.sample(model, n, rng, record, device),
-            Sampler::Ddim(s) => s.sample(model, n, rng, record, device),
+            Sampler::Ddpm(s) => s.time_indices(),
+            Sampler::Ddim(s) => s.time_indices(),
         }
     }
 
-    /// Draw `n` examples of any [`Denoise::data_size`] (images, flattened) as rows.
-    pub fn sample_rows<M: Denoise + ?Sized>(
-        &self,
-        model: &M,
-        n: usize,
-        rng: &mut NoiseSource,
-        record: &[usize],
-        device: &Device,
-    ) -> Result<SampleOutput<Vec<f32>>> {
+    fn adds_noise(&self, t: usize, prev: Option<usize>) -> bool {
         match self {
-            Sampler::Ddpm(s) => sample_from_noise(s, model, n, rng, record, device),
-            Sampler::Ddim(s) => sample_from_noise(s, model, n, rng, record, device),
+            Sampler::Ddpm(s) => s.adds_noise(t, prev),
+            Sampler::Ddim(s) => s.adds_noise(t, prev),
+        }
+    }
+
+    fn step(
+        &self,
+        output: DenoiserOutput,
+        t: usize,
+        prev: Option<usize>,
+        x_t: Tensor<2>,
+        noise: Tensor<2>,
+    ) -> Tensor<2> {
+        match self {
+            Sampler::Ddpm(s) => StepRule::step(s, output, t, prev, x_t, noise),
+            Sampler::Ddim(s) => StepRule::step(s, output, t, prev, x_t, noise),
         }
     }
 }
@@ -402,12 +412,9 @@ impl<'a> DdpmSampler<'a> {
     }
 
     /// sigma_t of the fixed variance: the standard deviation of the noise added in the step
-    /// from x_t to x_{t-1}.
+    /// at index `t` ([`PosteriorVariance::variance`]).
     pub fn sigma(&self, t: usize) -> f64 {
-        match self.variance {
-            PosteriorVariance::FixedSmall => self.schedule.posterior_variance[t].sqrt(),
-            PosteriorVariance::FixedLarge => self.schedule.betas[t].sqrt(),
-        }
+        self.variance.variance(self.schedule, t).sqrt()
     }
 
     /// One reverse step x_t -> x_{t-1} at time index `t`, given the model's output at (x_t, t)
@@ -420,7 +427,11 @@ impl<'a> DdpmSampler<'a> {
         x_t: Tensor<2>,
         noise: Tensor<2>,
     ) -> Tensor<2> {
-        let (_, _, mean, learned_sigma) = self.reverse(output, t, x_t.clone());
+        let Derived {
+            mean,
+            learned_sigma,
+            ..
+        } = self.derive(output, t, x_t.clone());
         match learned_sigma {
             _ if t == 0 => mean,
             Some(sigma) => mean + noise * sigma,
@@ -436,7 +447,12 @@ impl<'a> DdpmSampler<'a> {
         x_t: Tensor<2>,
         noise: Tensor<2>,
     ) -> ReverseStep<2> {
-        let (x0_pred, eps, mean, learned_sigma) = self.reverse(output, t, x_t.clone());
+        let Derived {
+            x0_pred,
+            eps,
+            mean,
+            learned_sigma,
+        } = self.derive(output, t, x_t.clone());
         let sigma = match learned_sigma {
             _ if t == 0 => mean.zeros_like(),
             Some(sigma) => sigma,
@@ -453,15 +469,8 @@ impl<'a> DdpmSampler<'a> {
         }
     }
 
-    /// The predicted x_0 and noise, the mean, and the learned noise scale (`None`: the fixed
-    /// [`Self::sigma`]) of the step from x_t.
-    #[allow(clippy::type_complexity)]
-    fn reverse(
-        &self,
-        output: DenoiserOutput,
-        t: usize,
-        x_t: Tensor<2>,
-    ) -> (Tensor<2>, Tensor<2>, Tensor<2>, Option<Tensor<2>>) {
+    /// What the step from x_t derives from the model's output before it adds noise.
+    fn derive(&self, output: DenoiserOutput, t: usize, x_t: Tensor<2>) -> Derived {
         // 1. predict x_0 from x_t and the model's output (Ho et al. eq. 15 for the noise)
         let (x0_pred, eps) =
             output
@@ -479,35 +488,25 @@ impl<'a> DdpmSampler<'a> {
                 .mul_scalar(0.5)
                 .exp()
         });
-        (x0_pred, eps, mean, sigma)
+        Derived {
+            x0_pred,
+            eps,
+            mean,
+            learned_sigma: sigma,
+        }
     }
+}
 
-    /// Draw `n` points: start from x_T ~ N(0, I) and step for t = T-1, ..., 0 ([`run_chain`]).
-    /// States at the paper times in `record` (each in `0..=T`) are kept in the trajectory.
-    pub fn sample<M: Denoise + ?Sized>(
-        &self,
-        model: &M,
-        n: usize,
-        rng: &mut NoiseSource,
-        record: &[usize],
-        device: &Device,
-    ) -> Result<SampleOutput> {
-        check_points(model)?;
-        sample_from_noise(self, model, n, rng, record, device)
-    }
-
-    /// [`Self::sample`] for a model of any [`Denoise::data_size`] (images, flattened), the
-    /// samples read back as rows.
-    pub fn sample_rows<M: Denoise + ?Sized>(
-        &self,
-        model: &M,
-        n: usize,
-        rng: &mut NoiseSource,
-        record: &[usize],
-        device: &Device,
-    ) -> Result<SampleOutput<Vec<f32>>> {
-        sample_from_noise(self, model, n, rng, record, device)
-    }
+/// What one DDPM step derives from the model's output at x_t, before it adds noise.
+struct Derived {
+    /// x_0 predicted (eq. 15 for an epsilon model), clipped if configured.
+    x0_pred: Tensor<2>,
+    /// The noise the output stands for.
+    eps: Tensor<2>,
+    /// The posterior mean given `x0_pred` (eq. 7).
+    mean: Tensor<2>,
+    /// The learned noise scale, or `None` for the fixed [`DdpmSampler::sigma`].
+    learned_sigma: Option<Tensor<2>>,
 }
 
 impl StepRule for DdpmSampler<'_> {
@@ -538,7 +537,7 @@ pub fn sample_from_noise<R: StepRule + ?Sized, M: Denoise + ?Sized, P: Readout>(
     model: &M,
     n: usize,
     rng: &mut NoiseSource,
-    record: &[usize],
+    record: &[PaperTime],
     device: &Device,
 ) -> Result<SampleOutput<P>> {
     let x_t = rng.normal([n, model.data_size()], device);
@@ -561,6 +560,10 @@ pub(crate) fn check_points<M: Denoise + ?Sized>(model: &M) -> Result<()> {
 
 /// What distinguishes one reverse process from another: the time indices it visits and one step
 /// between two of them. DDPM visits every index; DDIM a sub-sequence.
+///
+/// Every sampler ([`DdpmSampler`], [`DdimSampler`] and the configured [`Sampler`]) draws
+/// through the two provided methods, [`Self::sample`] and [`Self::sample_rows`], which start
+/// from noise and call [`run_chain`].
 pub trait StepRule {
     /// The 0-based time indices visited, noisiest first; each step goes to the next one, the
     /// last to x_0.
@@ -579,11 +582,47 @@ pub trait StepRule {
         x_t: Tensor<2>,
         noise: Tensor<2>,
     ) -> Tensor<2>;
+
+    /// Draw `n` points: start from x_T ~ N(0, I) and step down to x_0 ([`run_chain`]). The
+    /// states at the times in `record` that the sampler visits (x_0 among them) are kept in the
+    /// trajectory. A model whose examples are not 2-D points is refused: see
+    /// [`Self::sample_rows`].
+    fn sample<M: Denoise + ?Sized>(
+        &self,
+        model: &M,
+        n: usize,
+        rng: &mut NoiseSource,
+        record: &[PaperTime],
+        device: &Device,
+    ) -> Result<SampleOutput>
+    where
+        Self: Sized,
+    {
+        check_points(model)?;
+        sample_from_noise(self, model, n, rng, record, device)
+    }
+
+    /// [`Self::sample`] for a model of any [`Denoise::data_size`] (images, flattened), the
+    /// samples read back as rows.
+    fn sample_rows<M: Denoise + ?Sized>(
+        &self,
+        model: &M,
+        n: usize,
+        rng: &mut NoiseSource,
+        record: &[PaperTime],
+        device: &Device,
+    ) -> Result<SampleOutput<Vec<f32>>>
+    where
+        Self: Sized,
+    {
+        sample_from_noise(self, model, n, rng, record, device)
+    }
 }
 
 /// The reverse process: from `x` at the first of `rule`'s time indices, ask `model` and step,
-/// down to x_0. States at the paper times in `record` (the first state is at paper time
-/// `first index + 1`, the samples at 0) are kept in the trajectory; fresh noise comes from `rng`.
+/// down to x_0. The states at the times in `record` are kept in the trajectory (the first
+/// state is at [`PaperTime::of_index`] of the first index, the samples at
+/// [`PaperTime::DATA`]); fresh noise comes from `rng`.
 ///
 /// `P` says how states are read back: `[f32; 2]` for points, `Vec<f32>` for rows of any width.
 pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized, P: Readout>(
@@ -591,17 +630,17 @@ pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized, P: Readout>(
     model: &M,
     mut x: Tensor<2>,
     rng: &mut NoiseSource,
-    record: &[usize],
+    record: &[PaperTime],
 ) -> Result<SampleOutput<P>> {
     let indices = rule.time_indices();
     let device = x.device();
     let [n, width] = x.dims();
     let mut trajectory = Vec::new();
     if let Some(&first) = indices.first()
-        && record.contains(&(first + 1))
+        && record.contains(&PaperTime::of_index(first))
     {
         trajectory.push(Frame {
-            t: first + 1,
+            t: PaperTime::of_index(first),
             points: P::read(x.clone())?,
         });
     }
@@ -614,13 +653,13 @@ pub fn run_chain<R: StepRule + ?Sized, M: Denoise + ?Sized, P: Readout>(
             x.zeros_like()
         };
         x = rule.step(output, t, prev, x, noise);
-        // x now holds the state at paper time prev + 1 (0 for the samples).
-        let time = prev.map_or(0, |p| p + 1);
+        // x now holds the state the next step leaves (x_0 after the last).
+        let time = prev.map_or(PaperTime::DATA, PaperTime::of_index);
         if record.contains(&time) {
             trajectory.push(Frame {
                 t: time,
                 points: P::read(x.clone())
-                    .map_err(|_| DdpmError::NonFiniteSamples { timestep: time })?,
+                    .map_err(|_| DdpmError::NonFiniteSamples { timestep: time.0 })?,
             });
         }
     }
@@ -647,7 +686,7 @@ mod tests {
 
     #[test]
     fn step_with_true_noise_at_zero_variance_recovers_the_posterior_mean() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig::default().init().unwrap();
         let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall);
         let mut rng = NoiseSource::new(3);
@@ -669,7 +708,7 @@ mod tests {
 
     #[test]
     fn clipping_bounds_the_predicted_x0() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig::default().init().unwrap();
         let sampler = DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall).with_clip_x0(1.5);
         let x_t = Tensor::<2>::from_floats([[3.0f32, -3.0], [0.1, 0.2]], &device);
@@ -702,7 +741,7 @@ mod tests {
 
     #[test]
     fn a_perfect_prediction_of_any_target_lands_on_the_posterior_mean() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig::default().init().unwrap();
         let mut rng = NoiseSource::new(11);
         let x0 = rng.normal([16, 2], &device);
@@ -724,7 +763,7 @@ mod tests {
 
     #[test]
     fn a_learned_variance_sets_sigma_between_beta_tilde_and_beta() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig::default().init().unwrap();
         let head = crate::model::Head {
             variance: crate::model::ModelVariance::LearnedRange,
@@ -760,7 +799,7 @@ mod tests {
 
     #[test]
     fn the_trajectory_holds_the_states_at_the_times_asked_for() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let schedule = ScheduleConfig {
             timesteps: 50,
             ..Default::default()
@@ -774,11 +813,11 @@ mod tests {
                 &exact,
                 500,
                 &mut NoiseSource::new(4),
-                &[50, 25, 1, 0],
+                &[50, 25, 1, 0].map(PaperTime),
                 &device,
             )
             .unwrap();
-        let times: Vec<usize> = out.trajectory.iter().map(|f| f.t).collect();
+        let times: Vec<usize> = out.trajectory.iter().map(|f| f.t.0).collect();
         assert_eq!(times, [50, 25, 1, 0]);
         // x_T is the first noise drawn; x_0 is the samples; x_1 is already near the data.
         let first = to_points(NoiseSource::new(4).normal([500, 2], &device)).unwrap();
@@ -795,14 +834,17 @@ mod tests {
         let ddpm = SamplingConfig::default().init(&schedule).unwrap();
         assert!(ddpm.frame_times(1).is_empty() && ddpm.frame_times(0).is_empty());
         let frames = ddpm.frame_times(6);
-        assert_eq!((frames[0], frames[frames.len() - 1]), (1000, 0));
+        assert_eq!(
+            (frames[0], frames[frames.len() - 1]),
+            (PaperTime(1000), PaperTime::DATA)
+        );
         assert_eq!(frames.len(), 6);
         assert!(frames.windows(2).all(|w| w[0] > w[1]), "{frames:?}");
         // After x_T, even steps of log SNR from the floor (the linear schedule reaches -10 at
         // t = 1000) to the least noisy step: consecutive frames differ by about the same log SNR.
         let log_snr: Vec<f64> = frames[1..5]
             .iter()
-            .map(|&t| schedule.snr[t - 1].ln())
+            .map(|&t| schedule.snr[t.index().unwrap()].ln())
             .collect();
         assert!(
             (log_snr[0] - FRAME_LOG_SNR_FLOOR).abs() < 0.05,
@@ -813,7 +855,10 @@ mod tests {
             assert!((w[1] - w[0] - gap).abs() < 0.05 * gap.abs(), "{log_snr:?}");
         }
         // ... which puts more frames at small t than even steps of t would.
-        assert!(frames[3] < 250 && frames[2] < 500, "{frames:?}");
+        assert!(
+            frames[3] < PaperTime(250) && frames[2] < PaperTime(500),
+            "{frames:?}"
+        );
         let config = SamplingConfig {
             method: SamplerKind::Ddim,
             steps: 10,
@@ -822,7 +867,10 @@ mod tests {
         let ddim = config.init(&schedule).unwrap();
         let visited = ddim.visited_times();
         assert_eq!(visited.len(), 11);
-        assert_eq!((visited[0], visited[10]), (1000, 0));
+        assert_eq!(
+            (visited[0], visited[10]),
+            (PaperTime(1000), PaperTime::DATA)
+        );
         let frames = ddim.frame_times(4);
         assert_eq!(frames.len(), 4);
         assert!(frames.iter().all(|t| visited.contains(t)));

@@ -1,4 +1,7 @@
-//! Rich display for Jupyter notebooks run by the evcxr Rust kernel — thin glue only.
+//! What a chart or a results table shows as: [`Svg`] (with a PNG beside it), [`Gif`] and
+//! [`Table`], and their rich display in Jupyter notebooks run by the evcxr Rust kernel. The
+//! charts (`plot`), the metrics and the samplers' step tables produce these; nothing here
+//! depends on them.
 //!
 //! evcxr shows a cell's final value by calling its `evcxr_display` method, if it has one. That
 //! method prints a block `EVCXR_BEGIN_CONTENT <mime type>` ... `EVCXR_END_CONTENT` on stdout,
@@ -50,7 +53,7 @@ impl Svg {
     }
 
     /// The drawing as PNG bytes at [`crate::raster::PNG_SCALE`] times its size.
-    pub fn to_png(&self) -> crate::Result<Vec<u8>> {
+    pub fn to_png(&self) -> crate::error::Result<Vec<u8>> {
         crate::raster::svg_to_png(&self.0, crate::raster::PNG_SCALE)
     }
 

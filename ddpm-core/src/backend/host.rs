@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn host_sinusoidal_features_match_sin_and_cos() {
-        let device = crate::Backend::default_cpu().device().unwrap();
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
         let x = Tensor::<2>::from_floats([[0.0f32, 1.5], [-3.25, 80.0]], &device);
         let freqs: Vec<f32> = (0..11).map(|i| 0.7f32.powi(i) * 25.0).collect();
         let out: Vec<f32> = sinusoidal_features(x, &freqs)
@@ -242,7 +242,7 @@ mod tests {
     fn host_kernels_match_the_tensor_path_on_many_values() {
         use crate::model::{Activation, Head, MlpConfig, sinusoidal_embedding};
         use crate::rng::{NoiseSource, seeded};
-        let plain = crate::Backend::default_cpu().device().unwrap();
+        let plain = crate::backend::Backend::default_cpu().device().unwrap();
         let ad = plain.clone().autodiff();
         assert!(host_path(&plain) && !host_path(&ad));
         let gap = |a: Tensor<2>, b: Tensor<2>| -> f32 { (a - b.inner()).abs().max().into_scalar() };
