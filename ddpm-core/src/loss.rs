@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::choice::choice_enum;
 use crate::diffusion::{
-    Prediction, gather, learned_log_variance, per_sample, q_posterior_mean, q_sample,
-    timestep_tensor,
+    PosteriorVariance, Prediction, gather, learned_log_variance, per_sample, q_posterior_mean,
+    q_sample, timestep_tensor,
 };
 use crate::display::Table;
 use crate::error::{DdpmError, Result};
@@ -25,7 +25,6 @@ use crate::model::Denoise;
 use crate::plot::TimestepCurves;
 use crate::points::{from_points, read_floats};
 use crate::rng::NoiseSource;
-use crate::sampling::PosteriorVariance;
 use crate::schedule::NoiseSchedule;
 
 choice_enum! {

@@ -17,6 +17,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::Labelled;
 use crate::display::Table;
 use crate::error::{DdpmError, Result};
 
@@ -452,26 +453,6 @@ pub struct ConditionalReport {
     pub accuracy_floor: f64,
     /// Each class on its own.
     pub per_class: Vec<ClassReport>,
-}
-
-/// Real labelled points.
-#[derive(Debug, Clone, Copy)]
-pub struct Labelled<'a> {
-    /// The points.
-    pub points: &'a [[f32; 2]],
-    /// One class per point.
-    pub labels: &'a [usize],
-}
-
-impl Labelled<'_> {
-    fn of_class(&self, class: usize) -> Vec<[f32; 2]> {
-        self.points
-            .iter()
-            .zip(self.labels)
-            .filter(|&(_, &l)| l == class)
-            .map(|(&p, _)| p)
-            .collect()
-    }
 }
 
 impl ConditionalReport {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use images::{ImageDataset, ImageSet, Split};
 pub use shape::{DataShape, ImageShape};
-pub use toy::{DATA_RANGE, Dataset2d, DatasetKind, num_classes};
+pub use toy::{DATA_RANGE, Dataset2d, DatasetKind, Labelled, num_classes};
 
 use crate::error::{DdpmError, Result};
 

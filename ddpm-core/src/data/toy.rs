@@ -85,8 +85,8 @@ impl Dataset2d {
     }
 
     /// The points with their classes, as the class metrics take them.
-    pub fn labelled(&self) -> crate::metrics::Labelled<'_> {
-        crate::metrics::Labelled {
+    pub fn labelled(&self) -> Labelled<'_> {
+        Labelled {
             points: &self.points,
             labels: &self.labels,
         }
@@ -101,6 +101,27 @@ impl Dataset2d {
     /// The points as one flat row-major `[n * 2]` vector (what a tensor is built from).
     pub fn flat(&self) -> Vec<f32> {
         self.points.iter().flatten().copied().collect()
+    }
+}
+
+/// Real labelled points.
+#[derive(Debug, Clone, Copy)]
+pub struct Labelled<'a> {
+    /// The points.
+    pub points: &'a [[f32; 2]],
+    /// One class per point.
+    pub labels: &'a [usize],
+}
+
+impl Labelled<'_> {
+    /// The points of `class`.
+    pub fn of_class(&self, class: usize) -> Vec<[f32; 2]> {
+        self.points
+            .iter()
+            .zip(self.labels)
+            .filter(|&(_, &l)| l == class)
+            .map(|(&p, _)| p)
+            .collect()
     }
 }
 

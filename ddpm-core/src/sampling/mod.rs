@@ -15,6 +15,7 @@ pub use ddim::{DdimSampler, TimestepSpacing, timestep_subsequence};
 pub use guidance::Guided;
 
 use crate::choice::choice_enum;
+pub use crate::diffusion::PosteriorVariance;
 use crate::diffusion::{learned_log_variance, q_posterior};
 use crate::display::Table;
 use crate::error::{DdpmError, Result};
@@ -25,53 +26,12 @@ use crate::schedule::NoiseSchedule;
 use crate::time::PaperTime;
 
 choice_enum! {
-    /// The variance sigma_t^2 of each reverse step p(x_{t-1} | x_t).
-    pub enum PosteriorVariance ("posterior variance") {
-        /// sigma_t^2 = beta-tilde_t, the true posterior variance when x_0 is a point (Ho et al. sec. 3.2).
-        FixedSmall = "fixed_small",
-        /// sigma_t^2 = beta_t, the upper bound, optimal when x_0 ~ N(0, I).
-        FixedLarge = "fixed_large",
-    }
-}
-
-choice_enum! {
     /// Which reverse process generates the samples.
     pub enum SamplerKind ("sampler") {
         /// DDPM's ancestral sampler over all T steps (Ho et al. Algorithm 2).
         Ddpm = "ddpm",
         /// DDIM (Song et al. 2021) over `sampling.steps` of the T steps, noise scale `sampling.eta`.
         Ddim = "ddim",
-    }
-}
-
-impl PosteriorVariance {
-    /// The fixed sigma^2 of the step at index `t`: beta-tilde_t or beta_t (0 for fixed_small at
-    /// the last step, which adds no noise). The one place the choice is made; [`Self::log_variance`]
-    /// is its logarithm, clipped at the last step as the decoder needs.
-    pub fn variance(self, schedule: &NoiseSchedule, t: usize) -> f64 {
-        match self {
-            PosteriorVariance::FixedSmall => schedule.posterior_variance[t],
-            PosteriorVariance::FixedLarge => schedule.betas[t],
-        }
-    }
-
-    /// log sigma_t^2 at each of `t` (one per sample, or one for the batch), shaped to broadcast.
-    /// At t = 0 both use log beta-tilde_1, as improved-diffusion does (beta-tilde_0 is 0, and
-    /// the decoder needs a positive variance).
-    pub fn log_variance<const D: usize>(
-        self,
-        schedule: &NoiseSchedule,
-        t: &[usize],
-        device: &Device,
-    ) -> Tensor<D> {
-        let values: Vec<f64> = t
-            .iter()
-            .map(|&i| match self {
-                PosteriorVariance::FixedLarge if i > 0 => schedule.log_betas[i],
-                _ => schedule.posterior_log_variance_clipped[i],
-            })
-            .collect();
-        crate::diffusion::per_sample(&values, device)
     }
 }
 
