@@ -214,6 +214,14 @@ impl ImageSet {
         self.subset(&(0..n).collect::<Vec<_>>())
     }
 
+    /// The images of `class`, in order.
+    pub fn of_class(&self, class: usize) -> ImageSet {
+        let indices: Vec<usize> = (0..self.len())
+            .filter(|&i| self.labels[i] == class)
+            .collect();
+        self.subset(&indices)
+    }
+
     /// A seeded random split into `len - held_out` training images and `held_out` held-out
     /// ones (for a set, like the 8x8 digits, that comes without a test split).
     pub fn split(&self, held_out: usize, seed: u64) -> Result<(ImageSet, ImageSet)> {

@@ -43,7 +43,8 @@ pub struct Resampled {
 /// The classifier's numbers for one set of images.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ClassifierScore {
-    /// Fréchet classifier distance to the training images (the first [`REFERENCE_IMAGES`]).
+    /// Fréchet classifier distance to the training images (the first [`REFERENCE_IMAGES`], of the
+    /// class asked for when `sampling.class` names one).
     pub fcd: f64,
     /// Share classified as the class asked for (conditional samples; for real images, their
     /// labels).
@@ -65,7 +66,8 @@ pub struct ImageReport {
     pub sampler: String,
     /// The trained model's samples.
     pub trained: ClassifierScore,
-    /// Held-out real images, as many as the samples allow: the best a model can score.
+    /// Held-out real images (of the class asked for, when `sampling.class` names one), as many
+    /// as the samples allow: the best a model can score.
     pub floor: ClassifierScore,
     /// An untrained model's samples (same seed, same sampler): what no learning scores. Absent
     /// when a saved model is sampled again (`ddpm sample`).
@@ -213,8 +215,13 @@ impl Judge {
         } else {
             0.0
         };
-        let real = rows_of(&data.all_train.take(REFERENCE_IMAGES));
-        let real_features = classifier.feature_rows(&real, device)?;
+        // One class asked for: its samples are compared with the real images of that class.
+        let real = match config.sampling.class {
+            Some(class) => data.all_train.of_class(class),
+            None => data.all_train.clone(),
+        };
+        let real_features =
+            classifier.feature_rows(&rows_of(&real.take(REFERENCE_IMAGES)), device)?;
         Ok(Self {
             classifier,
             seconds,
@@ -266,7 +273,11 @@ fn sample_and_measure(
 
     let n = config.sampling.n_samples;
     let asked = (!classes.is_empty()).then_some(classes.as_slice());
-    let held_out = data.held_out.take(n);
+    let held_out = match config.sampling.class {
+        Some(class) => data.held_out.of_class(class),
+        None => data.held_out.clone(),
+    }
+    .take(n);
     let floor = judge.score(&rows_of(&held_out), Some(&held_out.labels), device)?;
     let trained_score = judge.score(&output.samples, asked, device)?;
     let untrained = if untrained_baseline {

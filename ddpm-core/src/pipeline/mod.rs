@@ -520,12 +520,18 @@ pub fn sampler_name(config: &ExperimentConfig) -> String {
 
 /// [`sampler_name`] from the sampling config and T.
 pub fn sampler_description(s: &SamplingConfig, t: usize) -> String {
-    match s.method {
+    let sampler = match s.method {
         SamplerKind::Ddpm => format!("DDPM, T = {t}"),
         SamplerKind::Ddim => {
             let steps = if s.steps == 0 { t } else { s.steps };
             format!("DDIM {steps} of T = {t}, eta = {}", s.eta)
         }
+    };
+    // guidance other than w = 1 (the plain conditional model) is part of how it samples
+    if s.guidance_scale == 1.0 {
+        sampler
+    } else {
+        format!("{sampler}, guidance w = {}", s.guidance_scale)
     }
 }
 
