@@ -19,7 +19,8 @@
 
 use ddpm_core::burn::tensor::{Int, TensorData};
 use ddpm_core::loss::{Decoder, nll_bound_of};
-use ddpm_core::model::{ImageShape, UNet, UNetConfig};
+use ddpm_core::data::ImageShape;
+use ddpm_core::model::{MlpDenoiser, UNet, UNetConfig};
 use ddpm_core::prelude::*;
 
 fn flex() -> Device {
@@ -68,12 +69,10 @@ fn mlp_config() -> ExperimentConfig {
     config
 }
 
-fn mlp_on(config: &ExperimentConfig, device: &Device) -> Network {
+fn mlp_on(config: &ExperimentConfig, device: &Device) -> MlpDenoiser {
+    let mlp = config.model.mlp().expect("the default network is the MLP");
     seeded(device, 7, || {
-        config
-            .model
-            .init(DataShape::Points, config.diffusion.timesteps, device)
-            .unwrap()
+        mlp.init(config.model.head(), config.diffusion.timesteps, device)
     })
 }
 
@@ -142,11 +141,14 @@ fn small_unet(device: &Device) -> UNet {
         groups: 4,
         dropout: 0.0,
         embedding_size: 32,
-        num_classes: 10,
         ..UNetConfig::default()
     };
+    let head = Head {
+        num_classes: 10,
+        ..Head::default()
+    };
     seeded(device, 11, || {
-        config.init(ImageShape::new(1, 8, 8), device).unwrap()
+        config.init(head, ImageShape::new(1, 8, 8), device).unwrap()
     })
 }
 
@@ -316,8 +318,8 @@ fn a_short_training_run_on_wgpu_learns_the_moons() {
             .samples
     };
     let (good, bad) = (draw(&trained.model), draw(&init()));
-    let reference = Dataset2d::generate(config.data.dataset, n, seeds.eval);
-    let floor = Dataset2d::generate(config.data.dataset, n, seeds.eval + 1);
+    let reference = config.data.draw(n, seeds.eval).unwrap();
+    let floor = config.data.draw(n, seeds.eval + 1).unwrap();
     let trained_q = QualityReport::compute(&good, &reference.points, &floor.points).unwrap();
     let untrained_q = QualityReport::compute(&bad, &reference.points, &floor.points).unwrap();
     let gain = untrained_q.mmd_rbf.value / trained_q.mmd_rbf.value;
