@@ -18,8 +18,8 @@
 #![cfg(feature = "wgpu")]
 
 use ddpm_core::burn::tensor::{Int, TensorData};
-use ddpm_core::loss::{Decoder, nll_bound_of};
 use ddpm_core::data::ImageShape;
+use ddpm_core::loss::{Decoder, nll_bound_of};
 use ddpm_core::model::{MlpDenoiser, UNet, UNetConfig};
 use ddpm_core::prelude::*;
 
