@@ -2,11 +2,55 @@
 //! and, in [`host`], the CPU kernels the library runs in SIMD lanes on the host where burn's
 //! CPU backends run scalar ones.
 
+#[cfg(feature = "flex")]
+pub(crate) mod fused;
 pub(crate) mod host;
 
-use burn::prelude::Device;
+use burn::prelude::{Device, Tensor};
 
 use crate::error::{DdpmError, Result};
+
+/// GELU (the exact erf form) wherever `x` lives: the fused kernel on flex, with its own
+/// backward pass ([`fused`]); SIMD lanes on the host for ndarray without autodiff ([`host`]);
+/// burn's op everywhere else (ndarray under autodiff, wgpu).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if fused::fusable(&x) {
+        return fused::gelu(x);
+    }
+    if host::host_path(&x.device()) {
+        return host::gelu(x);
+    }
+    burn::tensor::activation::gelu(x)
+}
+
+/// SiLU, `x sigma(x)`, wherever `x` lives: the fused kernel on flex ([`fused`]), burn's op
+/// everywhere else.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if fused::fusable(&x) {
+        return fused::silu(x);
+    }
+    burn::tensor::activation::silu(x)
+}
+
+/// The sine wherever `x` lives: the fused kernel on flex ([`fused`]), burn's op elsewhere.
+pub fn sin<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if fused::fusable(&x) {
+        return fused::sin(x);
+    }
+    x.sin()
+}
+
+/// The cosine wherever `x` lives: the fused kernel on flex ([`fused`]), burn's op elsewhere.
+pub fn cos<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if fused::fusable(&x) {
+        return fused::cos(x);
+    }
+    x.cos()
+}
 
 crate::choice::choice_enum! {
     /// Where tensors live and which kernels run them.

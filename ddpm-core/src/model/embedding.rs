@@ -36,7 +36,8 @@ pub(crate) fn validate_embedding_size(field: &str, size: usize) -> crate::error:
 ///
 /// The features are a fixed function of their input and carry no gradient back to `x` (the
 /// models encode x_t and t, which are data). On a CPU backend without autodiff (sampling) they
-/// are computed in SIMD lanes on the host, elsewhere with tensor ops (see `model::simd`).
+/// are computed in SIMD lanes on the host; in training on flex by the fused sine and cosine
+/// (`backend::fused`); elsewhere by burn's ops.
 pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> {
     let [batch, columns] = x.dims();
     let half = size / 2;
@@ -55,7 +56,11 @@ pub fn sinusoidal_embedding(x: Tensor<2>, size: usize, scale: f64) -> Tensor<2> 
     let x = x.detach();
     let freqs = Tensor::<3>::from_data(TensorData::new(freqs, [1, 1, half]), &device);
     let angles = x.unsqueeze_dim::<3>(2) * freqs; // [batch, columns, half]
-    Tensor::cat(vec![angles.clone().sin(), angles.cos()], 2).reshape([batch, columns * 2 * half])
+    let (sin, cos) = (
+        crate::backend::sin(angles.clone()),
+        crate::backend::cos(angles),
+    );
+    Tensor::cat(vec![sin, cos], 2).reshape([batch, columns * 2 * half])
 }
 
 #[cfg(test)]

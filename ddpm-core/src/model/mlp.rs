@@ -31,16 +31,13 @@ choice_enum! {
 }
 
 impl Activation {
-    /// Apply the non-linearity. GELU without autodiff on a CPU backend (sampling) runs in SIMD
-    /// lanes (see `model::simd`); everywhere else, burn's own ops.
+    /// Apply the non-linearity. GELU and SiLU run as fused kernels on the CPU backends (see
+    /// [`crate::backend::gelu`]); everywhere else, and for ReLU and tanh, burn's own ops.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Relu => activation::relu(x),
-            Activation::Silu => activation::silu(x),
-            Activation::Gelu if crate::backend::host::host_path(&x.device()) => {
-                crate::backend::host::gelu(x)
-            }
-            Activation::Gelu => activation::gelu(x),
+            Activation::Silu => crate::backend::silu(x),
+            Activation::Gelu => crate::backend::gelu(x),
             Activation::Tanh => activation::tanh(x),
         }
     }

@@ -21,13 +21,13 @@ use burn::nn::{
     attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig},
 };
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::sinusoidal_embedding;
 use super::{Denoise, DenoiserOutput, Head, ModelVariance};
+use crate::backend::silu;
 use crate::data::ImageShape;
 use crate::diffusion::Prediction;
 use crate::error::{DdpmError, Result};
