@@ -7,7 +7,9 @@
 //! `w = 1` is the plain conditional model, `w = 0` the unconditional one, `w > 1` trades
 //! diversity for samples that look more like their class.
 //!
-//! Both predictions come from one forward pass over a doubled batch. The formula is applied to
+//! Both predictions come from one forward pass over a doubled batch, except where one half is
+//! not needed: at `w = 1` the result is the conditional prediction alone, and at `w = 0` (for a
+//! fixed variance) the unconditional one alone, so only that half is run. The formula is applied to
 //! whatever the network predicts: x_0, the noise and the velocity are each an affine function
 //! of the others for a fixed x_t, so guiding any of them guides the noise in the same way. A
 //! learned variance is taken from the conditional half, as GLIDE does.
@@ -23,10 +25,24 @@ use crate::model::{Denoise, DenoiserOutput, class_tensor};
 #[derive(Debug, Clone)]
 pub struct Guided<'a, M: ?Sized> {
     model: &'a M,
-    /// The classes asked for, then as many null classes: the labels of the doubled batch,
-    /// built once rather than at every step.
-    doubled: Tensor<1, Int>,
+    /// The labels of the batch the network is run on, built once rather than at every step:
+    /// the classes asked for, then as many null classes (see [`Pass`]).
+    labels: Tensor<1, Int>,
+    pass: Pass,
+    batch: usize,
     scale: f64,
+}
+
+/// Which forward pass a guidance scale needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// `w = 1`: the conditional prediction is the answer (half the work of [`Pass::Both`]).
+    Conditional,
+    /// `w = 0` with a fixed variance: the unconditional prediction is the answer. A learned
+    /// variance comes from the conditional half, so such a model still runs [`Pass::Both`].
+    Unconditional,
+    /// Any other scale: both halves, in one doubled batch.
+    Both,
 }
 
 impl<'a, M: Denoise + ?Sized> Guided<'a, M> {
@@ -54,15 +70,25 @@ impl<'a, M: Denoise + ?Sized> Guided<'a, M> {
                 "must be finite and >= 0 (0: unconditional, 1: conditional, > 1: guided)",
             ));
         }
+        let pass = if scale == 1.0 {
+            Pass::Conditional
+        } else if scale == 0.0 && !model.learns_variance() {
+            Pass::Unconditional
+        } else {
+            Pass::Both
+        };
+        let asked = || class_tensor(classes, device);
+        let null = || Tensor::<1, Int>::full([classes.len()], k as i64, device);
+        let labels = match pass {
+            Pass::Conditional => asked(),
+            Pass::Unconditional => null(),
+            Pass::Both => Tensor::cat(vec![asked(), null()], 0),
+        };
         Ok(Self {
             model,
-            doubled: Tensor::cat(
-                vec![
-                    class_tensor(classes, device),
-                    Tensor::<1, Int>::full([classes.len()], k as i64, device),
-                ],
-                0,
-            ),
+            labels,
+            pass,
+            batch: classes.len(),
             scale,
         })
     }
@@ -72,8 +98,18 @@ impl<'a, M: Denoise + ?Sized> Guided<'a, M> {
         self.scale
     }
 
-    /// Combine the conditional and unconditional halves of one doubled forward pass.
-    fn combine(&self, both: DenoiserOutput, batch: usize) -> DenoiserOutput {
+    /// Whether each sampling step runs the network once per point (`w` = 1, or 0 with a fixed
+    /// variance) rather than twice.
+    pub fn single_pass(&self) -> bool {
+        self.pass != Pass::Both
+    }
+
+    /// The guided prediction from the network's output on the rows it was run on.
+    fn combine(&self, out: DenoiserOutput) -> DenoiserOutput {
+        if self.single_pass() {
+            return out;
+        }
+        let (both, batch) = (out, self.batch);
         let cond = both.value.clone().narrow(0, 0, batch);
         let null = both.value.narrow(0, batch, batch);
         let value = null.clone() + (cond - null).mul_scalar(self.scale);
@@ -86,10 +122,9 @@ impl<'a, M: Denoise + ?Sized> Guided<'a, M> {
 
     fn check_batch(&self, batch: usize) {
         assert_eq!(
-            batch,
-            self.doubled.dims()[0] / 2,
+            batch, self.batch,
             "Guided was built for {} points",
-            self.doubled.dims()[0] / 2
+            self.batch
         );
     }
 }
@@ -121,12 +156,16 @@ impl<M: Denoise + ?Sized> Denoise for Guided<'_, M> {
     ) -> DenoiserOutput {
         let [batch, _] = x_t.dims();
         self.check_batch(batch);
-        let both = self.model.denoise(
-            Tensor::cat(vec![x_t.clone(), x_t], 0),
-            Tensor::cat(vec![t_index.clone(), t_index], 0),
-            Some(self.doubled.clone()),
-        );
-        self.combine(both, batch)
+        let (x_t, t_index) = if !self.single_pass() {
+            (
+                Tensor::cat(vec![x_t.clone(), x_t], 0),
+                Tensor::cat(vec![t_index.clone(), t_index], 0),
+            )
+        } else {
+            (x_t, t_index)
+        };
+        let out = self.model.denoise(x_t, t_index, Some(self.labels.clone()));
+        self.combine(out)
     }
 
     fn denoise_at(
@@ -137,12 +176,15 @@ impl<M: Denoise + ?Sized> Denoise for Guided<'_, M> {
     ) -> DenoiserOutput {
         let [batch, _] = x_t.dims();
         self.check_batch(batch);
-        let both = self.model.denoise_at(
-            Tensor::cat(vec![x_t.clone(), x_t], 0),
-            t_index,
-            Some(self.doubled.clone()),
-        );
-        self.combine(both, batch)
+        let x_t = if !self.single_pass() {
+            Tensor::cat(vec![x_t.clone(), x_t], 0)
+        } else {
+            x_t
+        };
+        let out = self
+            .model
+            .denoise_at(x_t, t_index, Some(self.labels.clone()));
+        self.combine(out)
     }
 }
 
@@ -182,6 +224,56 @@ mod tests {
         // w = 3 extrapolates: null + 3 (cond - null).
         let expected = null.clone() + (cond - null).mul_scalar(3.0);
         assert!(max_abs(at(3.0) - expected) < 1e-4);
+    }
+
+    #[test]
+    fn one_pass_where_one_half_is_the_answer_and_a_learned_variance_keeps_its_conditional_half() {
+        let device = crate::backend::Backend::default_cpu().device().unwrap();
+        let classes = [2usize, 0, 1];
+        let x = NoiseSource::new(5).normal([3, 2], &device);
+        let class = class_tensor(&classes, &device);
+        let fixed = seeded(&device, 4, || {
+            let head = Head {
+                num_classes: 3,
+                ..Head::default()
+            };
+            MlpConfig::default().init(head, 100, &device)
+        });
+        let single = |m: &crate::model::MlpDenoiser, w: f64| {
+            Guided::new(m, &classes, w, &device).unwrap().single_pass()
+        };
+        assert!(single(&fixed, 1.0) && single(&fixed, 0.0));
+        assert!(!single(&fixed, 0.5) && !single(&fixed, 3.0));
+
+        let learned = seeded(&device, 4, || {
+            let head = Head {
+                num_classes: 3,
+                variance: crate::model::ModelVariance::LearnedRange,
+                ..Head::default()
+            };
+            MlpConfig::default().init(head, 100, &device)
+        });
+        // At w = 0 the value is the unconditional prediction, but the variance is the
+        // conditional half's, so both halves still run.
+        assert!(single(&learned, 1.0) && !single(&learned, 0.0));
+        let cond = learned.denoise_at(x.clone(), 30, Some(class));
+        let null = learned.denoise_at(x.clone(), 30, None);
+        let cond_var = cond.variance.unwrap();
+        let null_var = null.variance.unwrap();
+        assert!(
+            max_abs(cond_var.clone() - null_var) > 1e-4,
+            "the class changes the variance"
+        );
+        let at0 = Guided::new(&learned, &classes, 0.0, &device)
+            .unwrap()
+            .denoise_at(x.clone(), 30, None);
+        assert!(max_abs(at0.value - null.value) < 1e-5);
+        assert!(max_abs(at0.variance.unwrap() - cond_var.clone()) < 1e-5);
+        let at1 = Guided::new(&learned, &classes, 1.0, &device)
+            .unwrap()
+            .denoise(x, Tensor::<1, Int>::full([3], 30, &device), None);
+        assert!(max_abs(at1.value - cond.value) < 1e-5);
+        assert!(max_abs(at1.variance.unwrap() - cond_var) < 1e-5);
     }
 
     #[test]
