@@ -523,6 +523,8 @@ mod tests {
             (|c| c.train.ema_decay = 1.0, "train.ema_decay"),
             (|c| c.train.grad_clip = -1.0, "train.grad_clip"),
             (|c| c.train.grad_clip = f32::NAN, "train.grad_clip"),
+            (|c| c.train.adam_epsilon = 0.0, "train.adam_epsilon"),
+            (|c| c.train.adam_epsilon = f64::NAN, "train.adam_epsilon"),
             (
                 |c| c.model.mlp_mut().unwrap().hidden_size = 0,
                 "model.network.hidden_size",
