@@ -13,7 +13,8 @@ reports the best count and lists the median at each. --quick: 3 repeats of train
   sample DDPM 2000 x 1000        seconds to draw 2000 points by ancestral sampling, all 1000 steps
   sample DDIM 2000 x 50          seconds to draw 2000 points by DDIM, 50 steps
   unet   train 8x8 digits        images/s training the digits U-Net, batch 128 (30 steps a run)
-  unet   sample 64 digits        seconds to draw 64 digits (class i % 10) by DDIM, 50 steps
+  unet   sample 64 digits w=1/3  seconds to draw 64 digits (class i % 10) by DDIM, 50 steps,
+                                 at guidance scale 1 (one pass a step) and 3 (two)
 
 MLP (DenoiserConfig::default): sinusoidal features of x, y (scale 25) and t (128 each) ->
 Linear(384, 128) -> GELU -> 3 residual blocks h + GELU(Linear(h)) -> Linear(128, 2), trained on
@@ -28,9 +29,9 @@ fixed-small variance; DDIM: eta 0, trailing spacing; both clip predicted x_0 to 
 U-Net (ImageExperimentConfig::digits): channels [32, 64], 1 block per level, no attention,
 8 groups, embedding 64, 10 classes plus the null class; trained on random 1x8x8 images in
 [-1, 1] with random labels, 10% of them dropped to the null class (TrainConfig's label_dropout),
-Adam lr 2e-3, clip 1, EMA 0.99. Sampling as the image pipeline does, through sampling::Guided
-at w = 1: one forward pass per step over the doubled batch (the classes, then null classes),
-combined as null + w (cond - null); DDIM eta 0, trailing, x_0 clipped to [-1, 1] (digits'
+Adam lr 2e-3, clip 1, EMA 0.99. Sampling as the image pipeline does, through sampling::Guided:
+at w = 1 one forward pass per step over the classes; at w = 3 one over the doubled batch (the
+classes, then null classes), combined as null + w (cond - null); DDIM eta 0, trailing, x_0 clipped to [-1, 1] (digits'
 clip_x0). The weights are freshly initialised: the time does not depend on them.
 """
 
@@ -248,11 +249,14 @@ def ddim_sample(eps_fn, shape, steps, clip):
 
 
 def guided(model, classes, w=1.0):
-    """sampling::Guided: one forward over the doubled batch (classes, then null classes),
-    null + w (cond - null); ddpm-core does this at w = 1 too."""
+    """sampling::Guided: at w = 1 the answer is the conditional pass alone, so one forward over
+    the classes; otherwise one forward over the doubled batch (classes, then null classes),
+    combined as null + w (cond - null)."""
     doubled = torch.cat([classes, torch.full_like(classes, model.num_classes)])
 
     def eps(x, t):
+        if w == 1.0:
+            return model(x, torch.full((len(classes),), t), classes)
         both = model(torch.cat([x, x]), torch.full((len(doubled),), t), doubled)
         cond, null = both.chunk(2)
         return null + (cond - null) * w
@@ -340,10 +344,11 @@ def main():
     print(f"unet parameters: {params} (ddpm-core's digits U-Net: {DIGITS_UNET_PARAMS}, {check})")
     report("unet   train 8x8 digits batch 128", "images/s", (8, 1), lambda: unet_train_rate(128, 30),
            lambda: unet_train_rate(128, 6), repeats, threads, higher_is_better=True)
-    digits = guided(unet, torch.arange(64) % 10)
-    report("unet   sample 64 digits DDIM 50", "s", (6, 3),
-           lambda: seconds(ddim_sample, digits, (64, 1, 8, 8), 50, DIGITS_CLIP),
-           lambda: ddim_sample(digits, (64, 1, 8, 8), 5, DIGITS_CLIP), sample_repeats, threads)
+    for w in (1.0, 3.0):
+        digits = guided(unet, torch.arange(64) % 10, w)
+        report(f"unet   sample 64 digits DDIM 50 w={w:g}", "s", (6, 3),
+               lambda: seconds(ddim_sample, digits, (64, 1, 8, 8), 50, DIGITS_CLIP),
+               lambda: ddim_sample(digits, (64, 1, 8, 8), 5, DIGITS_CLIP), sample_repeats, threads)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 //! Throughput benchmark, one table per backend: training steps/s of the tutorial's MLP at batch
 //! 128 and 1024; DDPM (1000 steps) and DDIM (50 steps) sampling of 2000 points with a *trained*
 //! MLP; and the digits U-Net ([32, 64], 10 classes): training images/s at batch 128 and the time
-//! to sample 64 digits by DDIM in 50 steps. `benches/pytorch_reference.py` prints the same rows
+//! to sample 64 digits by DDIM in 50 steps at guidance scale 1 (one pass a step) and 3 (two).
+//! `benches/pytorch_reference.py` prints the same rows
 //! for PyTorch eager.
 //!
 //! ```text
 //! cargo bench --bench throughput [-- --quick] [--backend flex --backend ndarray ...]
+//!     [--only mlp-train|mlp-sample|unet-train|unet-sample ...]
 //! cargo bench --features wgpu --bench throughput -- --backend wgpu
 //! ```
 //!
@@ -13,6 +15,7 @@
 //! without a GPU it runs on a software adapter, far slower). Each row is the median over
 //! repeats after a warm-up, with the spread [min..max] so noise on a shared machine shows.
 //! Compare backends and PyTorch by ratios of medians over interleaved runs, not by one pair.
+//! `--only` keeps the named groups of rows, e.g. to profile one workload under `perf record`.
 
 use std::time::Instant;
 
@@ -144,8 +147,12 @@ fn unet_images_per_second(
     (batch * steps) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Seconds to draw 64 digits (class i % 10) with the digits config's sampler (DDIM, 50 steps).
-fn unet_sample_seconds(config: &ExperimentConfig, device: &Device, seed: u64) -> f64 {
+/// Seconds to draw 64 digits (class i % 10) with the digits config's sampler (DDIM, 50 steps)
+/// at guidance scale `w` (1: one forward pass a step; otherwise two, the classes and the null class).
+fn unet_sample_seconds(config: &ExperimentConfig, w: f64, device: &Device, seed: u64) -> f64 {
+    let mut config = config.clone();
+    config.sampling.guidance_scale = w;
+    let config = &config;
     let schedule = config.diffusion.init().expect("schedule");
     let model: Network = config.init_model(seed, device).expect("U-Net");
     let classes: Vec<usize> = (0..64).map(|i| i % 10).collect();
@@ -180,7 +187,26 @@ fn backends_asked() -> Vec<Backend> {
     }
 }
 
+/// The row groups named by `--only` (all of them when none is named).
+fn groups_asked() -> impl Fn(&str) -> bool {
+    const GROUPS: [&str; 4] = ["mlp-train", "mlp-sample", "unet-train", "unet-sample"];
+    let args: Vec<String> = std::env::args().collect();
+    let named: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].clone())
+        .collect();
+    for name in &named {
+        assert!(
+            GROUPS.contains(&name.as_str()),
+            "--only {name}: expected one of {GROUPS:?}"
+        );
+    }
+    move |group| named.is_empty() || named.iter().any(|n| n == group)
+}
+
 fn main() {
+    let wanted = groups_asked();
     let quick = std::env::args().any(|a| a == "--quick");
     let repeats = if quick { 3 } else { 7 };
     let sample_repeats = if quick { 1 } else { 3 };
@@ -204,6 +230,9 @@ fn main() {
             backend.hardware().unwrap_or_else(|e| e.to_string())
         );
         for (batch, steps) in [(128usize, 300usize), (1024, 60)] {
+            if !wanted("mlp-train") {
+                break;
+            }
             let runs = repeat(repeats, |seed| {
                 train_steps_per_second(&device, batch, steps, seed)
             });
@@ -213,45 +242,59 @@ fn main() {
             );
         }
 
-        let (model, schedule) = trained_mlp(&device);
-        let ddpm = Sampler::Ddpm(DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall));
-        let runs = repeat(sample_repeats, |seed| {
-            sample_seconds(&ddpm, &model, 2000, &device, seed)
-        });
-        println!(
-            "{name:<8} sample DDPM 2000 x 1000 (trained): {} s",
-            summary(&runs, 2)
-        );
-        let ddim = Sampler::Ddim(
-            DdimSampler::new(&schedule, 50, TimestepSpacing::Trailing, 0.0).expect("DDIM"),
-        );
-        let runs = repeat(repeats, |seed| {
-            sample_seconds(&ddim, &model, 2000, &device, seed)
-        });
-        println!(
-            "{name:<8} sample DDIM 2000 x 50 (trained): {} s",
-            summary(&runs, 3)
-        );
-
+        if wanted("mlp-sample") {
+            mlp_sampling_rows(name, &device, repeats, sample_repeats);
+        }
         let config = ExperimentConfig::digits();
-        // Enough steps for about 3 s a repeat on this backend (conv on ndarray is ~20x slower).
-        let probe = unet_images_per_second(&config, &digits, &device, 2, 99);
-        let steps = ((3.0 * probe / config.train.batch_size as f64) as usize)
-            .clamp(2, digits.len() / config.train.batch_size);
-        let runs = repeat(repeats, |seed| {
-            unet_images_per_second(&config, &digits, &device, steps, seed)
-        });
-        println!(
-            "{name:<8} unet   train 8x8 digits batch {}: {} images/s ({steps} steps a repeat)",
-            config.train.batch_size,
-            summary(&runs, 1)
-        );
-        let runs = repeat(sample_repeats, |seed| {
-            unet_sample_seconds(&config, &device, seed)
-        });
-        println!(
-            "{name:<8} unet   sample 64 digits DDIM 50: {} s\n",
-            summary(&runs, 3)
-        );
+        if wanted("unet-train") {
+            // Enough steps for about 3 s a repeat on this backend (conv on ndarray is ~20x slower).
+            let probe = unet_images_per_second(&config, &digits, &device, 2, 99);
+            let steps = ((3.0 * probe / config.train.batch_size as f64) as usize)
+                .clamp(2, digits.len() / config.train.batch_size);
+            let runs = repeat(repeats, |seed| {
+                unet_images_per_second(&config, &digits, &device, steps, seed)
+            });
+            println!(
+                "{name:<8} unet   train 8x8 digits batch {}: {} images/s ({steps} steps a repeat)",
+                config.train.batch_size,
+                summary(&runs, 1)
+            );
+        }
+        for w in [1.0, 3.0] {
+            if !wanted("unet-sample") {
+                break;
+            }
+            let runs = repeat(sample_repeats, |seed| {
+                unet_sample_seconds(&config, w, &device, seed)
+            });
+            println!(
+                "{name:<8} unet   sample 64 digits DDIM 50 w={w}: {} s",
+                summary(&runs, 3)
+            );
+        }
+        println!();
     }
+}
+
+/// DDPM (1000 steps) and DDIM (50 steps) sampling of 2000 points with a trained MLP.
+fn mlp_sampling_rows(name: &str, device: &Device, repeats: usize, sample_repeats: usize) {
+    let (model, schedule) = trained_mlp(device);
+    let ddpm = Sampler::Ddpm(DdpmSampler::new(&schedule, PosteriorVariance::FixedSmall));
+    let runs = repeat(sample_repeats, |seed| {
+        sample_seconds(&ddpm, &model, 2000, device, seed)
+    });
+    println!(
+        "{name:<8} sample DDPM 2000 x 1000 (trained): {} s",
+        summary(&runs, 2)
+    );
+    let ddim = Sampler::Ddim(
+        DdimSampler::new(&schedule, 50, TimestepSpacing::Trailing, 0.0).expect("DDIM"),
+    );
+    let runs = repeat(repeats, |seed| {
+        sample_seconds(&ddim, &model, 2000, device, seed)
+    });
+    println!(
+        "{name:<8} sample DDIM 2000 x 50 (trained): {} s",
+        summary(&runs, 3)
+    );
 }

@@ -60,11 +60,10 @@ struct Knobs {
     /// /usr/share/datasets/fashion-mnist) [data.data_dir].
     #[arg(long, value_name = "DIR", global = true, help_heading = "Knobs")]
     data_dir: Option<PathBuf>,
-    /// Number of training points [data.n_points]; for images, train on the first N
-    /// [data.max_train].
+    /// Number of training points [data.n_points]; for images, train on the first N (0: all).
     #[arg(long, value_name = "N", global = true, help_heading = "Knobs")]
     n_points: Option<usize>,
-    /// The U-Net's channels per resolution, finest first, e.g. `16,32,32` [model.channels]
+    /// The U-Net's channels per resolution, finest first, e.g. `16,32,32` [model.network.channels]
     /// (image datasets).
     #[arg(
         long,
@@ -86,16 +85,16 @@ struct Knobs {
     /// Last beta of the linear family, before scaling by 1000/T [diffusion.beta_end].
     #[arg(long, value_name = "BETA", global = true, help_heading = "Knobs")]
     beta_end: Option<f64>,
-    /// Width of the hidden layers [model.hidden_size].
+    /// Width of the hidden layers [model.network.hidden_size].
     #[arg(long, value_name = "WIDTH", global = true, help_heading = "Knobs")]
     hidden_size: Option<usize>,
-    /// Number of residual blocks [model.depth].
+    /// Number of residual blocks [model.network.depth].
     #[arg(long, value_name = "BLOCKS", global = true, help_heading = "Knobs")]
     depth: Option<usize>,
-    /// Non-linearity of the hidden layers [model.activation].
+    /// Non-linearity of the hidden layers [model.network.activation].
     #[arg(long, global = true, help_heading = "Knobs")]
     activation: Option<Activation>,
-    /// How the network is told t; `none` is the ablation [model.time_embedding].
+    /// How the network is told t; `none` is the ablation [model.network.time_embedding].
     #[arg(long, global = true, help_heading = "Knobs")]
     time_embedding: Option<TimeEmbeddingKind>,
     /// What the network predicts [model.prediction].
