@@ -3,6 +3,8 @@
 //! CPU backends run scalar ones.
 
 #[cfg(feature = "flex")]
+pub(crate) mod conv;
+#[cfg(feature = "flex")]
 pub(crate) mod fused;
 pub(crate) mod host;
 
@@ -32,6 +34,16 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return fused::silu(x);
     }
     burn::tensor::activation::silu(x)
+}
+
+/// A 2-D convolution wherever `x` lives: in training on flex, with its input gradient computed as
+/// a convolution ([`conv`]); burn's `Conv2d::forward` everywhere else.
+pub fn conv2d(conv: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = conv::conv2d(conv, &x) {
+        return y;
+    }
+    conv.forward(x)
 }
 
 /// The sine wherever `x` lives: the fused kernel on flex ([`fused`]), burn's op elsewhere.

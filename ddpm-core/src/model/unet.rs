@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::embedding::sinusoidal_embedding;
 use super::{Denoise, DenoiserOutput, Head, ModelVariance};
-use crate::backend::silu;
+use crate::backend::{conv2d, silu};
 use crate::data::ImageShape;
 use crate::diffusion::Prediction;
 use crate::error::{DdpmError, Result};
@@ -254,17 +254,18 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
         let [batch, width] = [h.dims()[0], h.dims()[1]];
         let h = h + self
             .embedding
             .forward(silu(emb))
             .reshape([batch, width, 1, 1]);
-        let h = self
-            .conv2
-            .forward(self.dropout.forward(silu(self.norm2.forward(h))));
+        let h = conv2d(
+            &self.conv2,
+            self.dropout.forward(silu(self.norm2.forward(h))),
+        );
         let skip = match &self.shortcut {
-            Some(project) => project.forward(x),
+            Some(project) => conv2d(project, x),
             None => x,
         };
         skip + h
@@ -395,12 +396,12 @@ impl UNet {
         class: Option<Tensor<1, Int>>,
     ) -> Tensor<4> {
         let emb = self.embedding(t, class);
-        let mut h = self.input.forward(x);
+        let mut h = conv2d(&self.input, x);
         let mut skips = vec![h.clone()];
         for step in &self.down {
             h = match step {
                 DownStep::Block(block) => block.forward(h, emb.clone()),
-                DownStep::Down(conv) => conv.forward(h),
+                DownStep::Down(conv) => conv2d(conv, h),
             };
             skips.push(h.clone());
         }
@@ -421,11 +422,11 @@ impl UNet {
                     let [_, _, height, width] = skips.last().expect("a skip remains").dims();
                     let options = InterpolateOptions::new(InterpolateMode::Nearest)
                         .with_output_size([height, width]);
-                    conv.forward(interpolate(h, options))
+                    conv2d(conv, interpolate(h, options))
                 }
             };
         }
-        self.output.forward(silu(self.out_norm.forward(h)))
+        conv2d(&self.output, silu(self.out_norm.forward(h)))
     }
 }
 
