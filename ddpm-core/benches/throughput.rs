@@ -6,8 +6,9 @@
 //! for PyTorch eager.
 //!
 //! ```text
-//! cargo bench --bench throughput [-- --quick] [--backend flex --backend ndarray ...]
+//! cargo bench --bench throughput [-- --quick] [--backend flex ...]
 //!     [--only mlp-train|mlp-sample|unet-train|unet-sample ...]
+//! cargo bench --features ndarray --bench throughput -- --backend flex --backend ndarray
 //! cargo bench --features wgpu --bench throughput -- --backend wgpu
 //! ```
 //!
