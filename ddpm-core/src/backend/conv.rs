@@ -21,16 +21,18 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Bytes, DType};
 use rayon::prelude::*;
+
+use super::fused::f32_tensor;
 
 /// A 2-D convolution without bias whose input gradient is computed as a convolution.
 #[backend_extension(Flex, Autodiff)]
@@ -170,8 +172,7 @@ fn spread(grad: FlexTensor, stride: [usize; 2], size: [usize; 2]) -> FlexTensor 
         return grad;
     }
     let grad = grad.to_contiguous();
-    let n = batch * channels * height * width;
-    let values = &grad.as_slice::<f32>().expect("a contiguous f32 tensor")[..n];
+    let values = grad.as_slice::<f32>().expect("a contiguous f32 tensor");
     let mut out = vec![0f32; batch * channels * size[0] * size[1]];
     out.par_chunks_mut(size[0] * size[1])
         .zip(values.par_chunks(height * width))
@@ -183,34 +184,16 @@ fn spread(grad: FlexTensor, stride: [usize; 2], size: [usize; 2]) -> FlexTensor 
                 }
             }
         });
-    FlexTensor::new(
-        Bytes::from_elems(out),
-        Layout::contiguous(Shape::new([batch, channels, size[0], size[1]])),
-        DType::F32,
-    )
+    f32_tensor(out, Shape::new([batch, channels, size[0], size[1]]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::testing::{max_gap, vec_of};
     use crate::rng::NoiseSource;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::TensorData;
-
-    fn vec_of<const D: usize>(x: Tensor<D>) -> Vec<f32> {
-        x.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
-    }
-
-    fn max_gap(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-            .fold(0.0, f32::max)
-    }
 
     /// The convolution's output and its gradients (input, weight, bias) through this module and
     /// through burn's `Conv2d::forward`, for the same module, input and upstream weights.

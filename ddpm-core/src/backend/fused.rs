@@ -159,9 +159,14 @@ fn owned_contiguous(mut x: FlexTensor) -> FlexTensor {
     }
     let x = x.to_contiguous();
     let values = x.as_slice::<f32>().expect("a contiguous f32 tensor")[..n].to_vec();
+    f32_tensor(values, x.layout().shape().clone())
+}
+
+/// A contiguous f32 flex tensor of `shape` holding `values`.
+pub(super) fn f32_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(values),
-        Layout::contiguous(x.layout().shape().clone()),
+        Layout::contiguous(shape),
         DType::F32,
     )
 }
@@ -188,11 +193,7 @@ fn map_with_derivative(x: FlexTensor, f: impl Lanes) -> (FlexTensor, FlexTensor)
         .par_chunks_mut(CHUNK)
         .zip(derivative.par_chunks_mut(CHUNK))
         .for_each(|(v, d)| with_derivative_in_lanes(v, d, f));
-    let derivative = FlexTensor::new(
-        Bytes::from_elems(derivative),
-        Layout::contiguous(shape),
-        DType::F32,
-    );
+    let derivative = f32_tensor(derivative, shape);
     (y, derivative)
 }
 
@@ -246,6 +247,7 @@ fn cos_lanes(x: f32x8) -> (f32x8, f32x8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::testing::{max_gap, vec_of};
     use crate::rng::NoiseSource;
     use burn::tensor::TensorData;
 
@@ -264,30 +266,6 @@ mod tests {
             0.0, -0.0, 1e-8, -1e-8, 9.0, -9.0, 30.0, -30.0, 100.0, -100.0,
         ]);
         v
-    }
-
-    fn max_gap(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        let (i, gap) = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-            .enumerate()
-            .fold(
-                (0, 0.0),
-                |(bi, bg), (i, g)| if g > bg { (i, g) } else { (bi, bg) },
-            );
-        if gap > 1e-6 {
-            eprintln!("worst at {i}: {} against {}", a[i], b[i]);
-        }
-        gap
-    }
-
-    fn vec_of<const D: usize>(x: Tensor<D>) -> Vec<f32> {
-        x.into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap()
     }
 
     type Op = fn(Tensor<2>) -> Tensor<2>;

@@ -47,7 +47,7 @@ pub(crate) fn host_path(device: &Device) -> bool {
     !device.is_autodiff() && on_cpu(device)
 }
 
-fn host_values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
+pub(crate) fn host_values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
     x.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()

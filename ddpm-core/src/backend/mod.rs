@@ -8,6 +8,32 @@ pub(crate) mod conv;
 pub(crate) mod fused;
 pub(crate) mod host;
 
+/// What the kernel tests of this module share: a tensor's values, and how far two sets of values
+/// are apart.
+#[cfg(test)]
+pub(crate) mod testing {
+    pub(crate) use super::host::host_values as vec_of;
+
+    /// The largest gap between `a` and `b` relative to `1 + |b|`; where it passes 1e-6, the worst
+    /// pair goes to standard error.
+    pub(crate) fn max_gap(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let (i, gap) = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .enumerate()
+            .fold(
+                (0, 0.0),
+                |(bi, bg), (i, g)| if g > bg { (i, g) } else { (bi, bg) },
+            );
+        if gap > 1e-6 {
+            eprintln!("worst at {i}: {} against {}", a[i], b[i]);
+        }
+        gap
+    }
+}
+
 use burn::prelude::{Device, Tensor};
 
 use crate::error::{DdpmError, Result};
