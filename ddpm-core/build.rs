@@ -1,4 +1,5 @@
-//! Tells the tests whether the optional Fashion-MNIST files are on this machine.
+//! Tells the tests whether the optional Fashion-MNIST files are on this machine; with the `tch`
+//! feature, points the programs at PyTorch's libraries.
 //!
 //! `cargo test --release` must pass on a fresh clone, where Debian's `dataset-fashion-mnist`
 //! package is usually not installed. Without its files this script sets the cfg
@@ -31,6 +32,14 @@ fn main() {
     let required = std::env::var_os("DDPM_REQUIRE_DATA").is_some_and(|v| !v.is_empty() && v != "0");
     if !required && !has_all_files(&dir) {
         println!("cargo::rustc-cfg=fashion_mnist_missing");
+    }
+    // Feature `tch`: torch-sys found libtorch (the PyTorch that pip installed) in this folder;
+    // the command, tests, benches and examples look for it there at run time.
+    if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
+        println!(
+            "cargo::rustc-link-arg=-Wl,-rpath,{}",
+            Path::new(&lib).display()
+        );
     }
 }
 

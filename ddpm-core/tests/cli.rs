@@ -210,6 +210,13 @@ fn wgpu_without_its_feature_names_the_feature() {
     fails_naming(&["--backend", "wgpu"], None, "`wgpu` cargo feature");
 }
 
+/// Without the `tch` cargo feature, `--backend libtorch` names that feature (not the backend's name).
+#[cfg(not(feature = "tch"))]
+#[test]
+fn libtorch_without_its_feature_names_the_feature() {
+    fails_naming(&["--backend", "libtorch"], None, "`tch` cargo feature");
+}
+
 #[test]
 fn bad_input_exits_nonzero_naming_the_field_and_writes_nothing() {
     fails_naming(

@@ -99,6 +99,9 @@ crate::choice::choice_enum! {
         Ndarray = "ndarray",
         /// GPU through wgpu (Vulkan, Metal, DX12); needs the `wgpu` cargo feature.
         Wgpu = "wgpu",
+        /// PyTorch's CPU kernels through burn's LibTorch backend; needs the `tch` cargo feature
+        /// and PyTorch 2.9.0 (environment.md).
+        Libtorch = "libtorch",
     }
 }
 
@@ -118,6 +121,7 @@ impl Backend {
             Backend::Flex => cfg!(feature = "flex"),
             Backend::Ndarray => cfg!(feature = "ndarray"),
             Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Libtorch => cfg!(feature = "tch"),
         }
     }
 
@@ -174,6 +178,14 @@ impl Backend {
         }
     }
 
+    /// The cargo feature that compiles this backend in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::Libtorch => "tch",
+            other => other.name(),
+        }
+    }
+
     /// A device of this backend (without autodiff; training adds it).
     pub fn device(self) -> Result<Device> {
         let missing = |feature: &str| DdpmError::BackendUnavailable {
@@ -196,8 +208,12 @@ impl Backend {
             Backend::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => wgpu_adapter().map(|adapter| adapter.device),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            // burn 0.22 deprecates LibTorch in favour of its CubeCL backends
+            Backend::Libtorch => Ok(Device::libtorch()),
             #[allow(unreachable_patterns)]
-            other => Err(missing(other.name())),
+            other => Err(missing(other.feature())),
         }
     }
 }
