@@ -10,7 +10,9 @@
 //!     [--only mlp-train|mlp-sample|unet-train|unet-sample ...]
 //! cargo bench --features ndarray --bench throughput -- --backend flex --backend ndarray
 //! cargo bench --features wgpu --bench throughput -- --backend wgpu
+//! LIBTORCH_USE_PYTORCH=1 cargo bench --features tch --bench throughput -- --backend libtorch
 //! ```
+//! (`--features tch` builds with PyTorch 2.9.0's venv active: environment.md, "LibTorch".)
 //!
 //! Without `--backend`, every compiled CPU backend runs (wgpu only when named: on a machine
 //! without a GPU it runs on a software adapter, far slower). Each row is the median over
