@@ -56,34 +56,7 @@ fn a_short_training_run_on_libtorch_learns_the_moons() {
 /// figures and metrics.
 #[test]
 fn the_command_runs_on_libtorch() {
-    let out = std::env::temp_dir().join(format!("ddpm-libtorch-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args([
-            "--backend",
-            "libtorch",
-            "--dataset",
-            "moons",
-            "--conditional",
-        ])
-        .args(["--n-points", "512", "--epochs", "2", "--timesteps", "50"])
-        .args(["--samples", "200", "--ddim", "10", "--guidance", "2"])
-        .args(["--quiet", "--out-dir", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("backend libtorch"), "{stderr}");
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    assert!(
-        metrics["trained"]["energy_distance"]["value"]
-            .as_f64()
-            .unwrap()
-            .is_finite()
-    );
-    assert!(out.join("real_vs_generated.png").exists());
-    let _ = std::fs::remove_dir_all(&out);
+    parity::the_command_runs_on("libtorch", "backend libtorch");
 }
 
 #[test]

@@ -53,34 +53,11 @@ fn a_short_training_run_on_wgpu_learns_the_moons() {
     parity::a_short_training_run_learns_the_moons(&wgpu());
 }
 
-/// The command, on wgpu: a tiny run with classes and DDIM writes its figures and metrics.
+/// The command, on wgpu: a tiny run with classes and DDIM writes its figures and metrics, and its
+/// log names the adapter.
 #[test]
 fn the_command_runs_on_wgpu() {
-    let out = std::env::temp_dir().join(format!("ddpm-wgpu-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args(["--backend", "wgpu", "--dataset", "moons", "--conditional"])
-        .args(["--n-points", "512", "--epochs", "2", "--timesteps", "50"])
-        .args(["--samples", "200", "--ddim", "10", "--guidance", "2"])
-        .args(["--quiet", "--out-dir", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("backend wgpu on "),
-        "no adapter named: {stderr}"
-    );
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    assert!(
-        metrics["trained"]["energy_distance"]["value"]
-            .as_f64()
-            .unwrap()
-            .is_finite()
-    );
-    assert!(out.join("real_vs_generated.png").exists());
-    let _ = std::fs::remove_dir_all(&out);
+    parity::the_command_runs_on("wgpu", "backend wgpu on ");
 }
 
 /// With no adapter at all (the Vulkan and EGL drivers hidden from the loaders), `--backend wgpu`

@@ -325,3 +325,30 @@ pub fn a_short_training_run_learns_the_moons(device: &Device) {
         "{name}: trained MMD only {gain:.1}x below the untrained model's"
     );
 }
+
+/// The command on `backend`: a tiny run with classes, DDIM and guidance succeeds, its log contains
+/// `named` (the backend as the command names it), and it writes finite metrics and its figure.
+pub fn the_command_runs_on(backend: &str, named: &str) {
+    let out = std::env::temp_dir().join(format!("ddpm-{backend}-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args(["--backend", backend, "--dataset", "moons", "--conditional"])
+        .args(["--n-points", "512", "--epochs", "2", "--timesteps", "50"])
+        .args(["--samples", "200", "--ddim", "10", "--guidance", "2"])
+        .args(["--quiet", "--out-dir", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(named), "{named:?} not in: {stderr}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert!(
+        metrics["trained"]["energy_distance"]["value"]
+            .as_f64()
+            .unwrap()
+            .is_finite()
+    );
+    assert!(out.join("real_vs_generated.png").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
