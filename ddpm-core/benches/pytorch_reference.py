@@ -3,11 +3,13 @@ samplers as ddpm-core, measured the same way (median [min..max] over repeats, af
 on the CPU.
 
     python3 ddpm-core/benches/pytorch_reference.py [--quick] [--threads 1,2]
+        [--only mlp-train|mlp-sample|unet-train|unet-sample ...]
 
 Every workload runs at each thread count of --threads (torch.set_num_threads): a warm-up (a
 fifth of the training steps, a short chain for sampling), then the timed repeats; its row
 reports the best count and lists the median at each. --quick: 3 repeats of training instead of
-7, 1 of sampling instead of 3. Rows:
+7, 1 of sampling instead of 3. --only keeps the named groups of rows (repeatable), as in the
+Rust benchmark. Rows:
 
   train  batch 128 / 1024        optimizer steps/s of the 2-D MLP (300 / 60 steps a run)
   sample DDPM 2000 x 1000        seconds to draw 2000 points by ancestral sampling, all 1000 steps
@@ -47,6 +49,7 @@ from torch.nn import functional as F
 T = 1000
 DATA_RANGE = 4.0  # data::DATA_RANGE, SamplingConfig's default clip of predicted x_0
 DIGITS_CLIP = 1.0  # ImageExperimentConfig::digits' sampling.clip_x0
+GROUPS = ("mlp-train", "mlp-sample", "unet-train", "unet-sample")  # as throughput.rs's --only
 DIGITS_UNET_PARAMS = 595_937  # ddpm-core's digits U-Net (docs/experiments.md, unet.rs's shapes)
 
 # The linear schedule (ScheduleConfig::default), in f64 as ddpm-core keeps it.
@@ -317,18 +320,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--threads", default="1,2", help="thread counts to try (default 1,2)")
+    parser.add_argument("--only", action="append", choices=GROUPS, metavar="GROUP",
+                        help=f"run only this group of rows (repeatable): {', '.join(GROUPS)}")
     args = parser.parse_args()
+    wanted = lambda group: not args.only or group in args.only
     threads = [int(n) for n in args.threads.split(",")]
     repeats, sample_repeats = (3, 1) if args.quick else (7, 3)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {args.threads}, repeats {repeats} "
           f"(sampling {sample_repeats}), median [min..max]")
 
-    for batch, steps in [(128, 300), (1024, 60)]:
+    for batch, steps in [(128, 300), (1024, 60)] if wanted("mlp-train") else []:
         report(f"train  batch {batch:>5}", "steps/s", (8, 1), lambda: mlp_train_rate(batch, steps),
                lambda: mlp_train_rate(batch, steps // 5), repeats, threads, higher_is_better=True)
 
     torch.set_num_threads(max(threads))
+    if wanted("mlp-sample"):
+        mlp_sampling_rows(sample_repeats, threads)
+    if wanted("unet-train") or wanted("unet-sample"):
+        unet_rows(wanted, repeats, sample_repeats, threads)
+
+
+def mlp_sampling_rows(sample_repeats, threads):
     mlp = trained_mlp()
     eps = lambda x, t: mlp(x, torch.tensor([t]))
     report("sample DDPM 2000 x 1000 (trained)", "s", (6, 2),
@@ -338,13 +351,17 @@ def main():
            lambda: seconds(ddim_sample, eps, (2000, 2), 50, DATA_RANGE),
            lambda: ddim_sample(eps, (2000, 2), 50, DATA_RANGE), sample_repeats, threads)
 
+
+def unet_rows(wanted, repeats, sample_repeats, threads):
     unet = UNet()
     params = sum(p.numel() for p in unet.parameters())
     check = "equal" if params == DIGITS_UNET_PARAMS else "DIFFERENT"
     print(f"unet parameters: {params} (ddpm-core's digits U-Net: {DIGITS_UNET_PARAMS}, {check})")
-    report("unet   train 8x8 digits batch 128", "images/s", (8, 1), lambda: unet_train_rate(128, 30),
-           lambda: unet_train_rate(128, 6), repeats, threads, higher_is_better=True)
-    for w in (1.0, 3.0):
+    if wanted("unet-train"):
+        report("unet   train 8x8 digits batch 128", "images/s", (8, 1),
+               lambda: unet_train_rate(128, 30), lambda: unet_train_rate(128, 6), repeats, threads,
+               higher_is_better=True)
+    for w in (1.0, 3.0) if wanted("unet-sample") else ():
         digits = guided(unet, torch.arange(64) % 10, w)
         report(f"unet   sample 64 digits DDIM 50 w={w:g}", "s", (6, 3),
                lambda: seconds(ddim_sample, digits, (64, 1, 8, 8), 50, DIGITS_CLIP),
