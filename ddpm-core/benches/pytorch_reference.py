@@ -330,15 +330,19 @@ def main():
     print(f"torch {torch.__version__}, threads {args.threads}, repeats {repeats} "
           f"(sampling {sample_repeats}), median [min..max]")
 
-    for batch, steps in [(128, 300), (1024, 60)] if wanted("mlp-train") else []:
-        report(f"train  batch {batch:>5}", "steps/s", (8, 1), lambda: mlp_train_rate(batch, steps),
-               lambda: mlp_train_rate(batch, steps // 5), repeats, threads, higher_is_better=True)
-
+    if wanted("mlp-train"):
+        mlp_training_rows(repeats, threads)
     torch.set_num_threads(max(threads))
     if wanted("mlp-sample"):
         mlp_sampling_rows(sample_repeats, threads)
     if wanted("unet-train") or wanted("unet-sample"):
         unet_rows(wanted, repeats, sample_repeats, threads)
+
+
+def mlp_training_rows(repeats, threads):
+    for batch, steps in [(128, 300), (1024, 60)]:
+        report(f"train  batch {batch:>5}", "steps/s", (8, 1), lambda: mlp_train_rate(batch, steps),
+               lambda: mlp_train_rate(batch, steps // 5), repeats, threads, higher_is_better=True)
 
 
 def mlp_sampling_rows(sample_repeats, threads):
@@ -361,7 +365,9 @@ def unet_rows(wanted, repeats, sample_repeats, threads):
         report("unet   train 8x8 digits batch 128", "images/s", (8, 1),
                lambda: unet_train_rate(128, 30), lambda: unet_train_rate(128, 6), repeats, threads,
                higher_is_better=True)
-    for w in (1.0, 3.0) if wanted("unet-sample") else ():
+    if not wanted("unet-sample"):
+        return
+    for w in (1.0, 3.0):
         digits = guided(unet, torch.arange(64) % 10, w)
         report(f"unet   sample 64 digits DDIM 50 w={w:g}", "s", (6, 3),
                lambda: seconds(ddim_sample, digits, (64, 1, 8, 8), 50, DIGITS_CLIP),
