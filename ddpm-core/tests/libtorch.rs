@@ -3,7 +3,7 @@
 //! shared with wgpu. And the command runs on it.
 //!
 //! `cargo test --release --features tch --test libtorch`, with PyTorch 2.9.0 installed and
-//! `LIBTORCH_USE_PYTORCH=1` (environment.md, "LibTorch"); CI runs it.
+//! `LIBTORCH_USE_PYTORCH=1` (environment.md, "LibTorch"); `bash .ci/backends` runs it.
 //!
 //! Tolerances (tests/parity says why they are not zero). Measured here (2-core Xeon, torch 2.9.0),
 //! each relative to the largest magnitude compared: MLP forward 6.9e-7; one MLP step, loss 1.2e-7

@@ -3,8 +3,9 @@
 //! clipping, Adam, EMA), DDPM and guided DDIM sampling, the likelihood bound; and a short
 //! training run on wgpu learns (the checks in tests/parity, shared with LibTorch).
 //!
-//! `cargo test --release --features wgpu --test wgpu`. CI has no GPU: it runs these on Mesa's
-//! software Vulkan driver (llvmpipe, `apt install mesa-vulkan-drivers`), so budgets are small.
+//! `cargo test --release --features wgpu --test wgpu`. `bash .ci/backends` has no GPU: it runs
+//! these on Mesa's software Vulkan driver (llvmpipe, `apt install mesa-vulkan-drivers`), so
+//! budgets are small.
 //! The same tests run on a real GPU through `ddpm-core/benches/gpu.sh`.
 //!
 //! Tolerances (tests/parity says why they are not zero): measured on llvmpipe, forward passes 1.1e-6 to
@@ -96,7 +97,7 @@ fn the_wgpu_device_is_recognised_and_its_adapter_named() {
     let adapter = Backend::Wgpu.hardware().unwrap();
     eprintln!("adapter: {adapter}");
     assert!(adapter.contains('('), "{adapter}");
-    // a software rasterizer (llvmpipe in CI) is not a GPU; part 4's cell stays on flex then
+    // a software rasterizer (llvmpipe, as in .ci/backends) is not a GPU: part 4's cell stays on flex
     assert_eq!(
         Backend::Wgpu.runs_on_gpu(),
         !adapter.contains("(Cpu,"),
