@@ -97,7 +97,7 @@ fn the_wgpu_device_is_recognised_and_its_adapter_named() {
     let adapter = Backend::Wgpu.hardware().unwrap();
     eprintln!("adapter: {adapter}");
     assert!(adapter.contains('('), "{adapter}");
-    // a software rasterizer (llvmpipe, as in .ci/backends) is not a GPU: part 4's cell stays on flex
+    // llvmpipe (as in .ci/backends) is a software rasterizer, not a GPU: part 4 stays on flex
     assert_eq!(
         Backend::Wgpu.runs_on_gpu(),
         !adapter.contains("(Cpu,"),
