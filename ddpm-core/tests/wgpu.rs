@@ -3,9 +3,9 @@
 //! clipping, Adam, EMA), DDPM and guided DDIM sampling, the likelihood bound; and a short
 //! training run on wgpu learns (the checks in tests/parity, shared with LibTorch).
 //!
-//! `cargo test --release --features wgpu --test wgpu`. `bash .ci/backends` has no GPU: it runs
-//! these on Mesa's software Vulkan driver (llvmpipe, `apt install mesa-vulkan-drivers`), so
-//! budgets are small.
+//! `cargo test --release --features wgpu --test wgpu`. Without a GPU (as where `bash .ci/backends`
+//! has run so far) they run on Mesa's software Vulkan driver (llvmpipe, `apt install
+//! mesa-vulkan-drivers`), so budgets are small.
 //! The same tests run on a real GPU through `ddpm-core/benches/gpu.sh`.
 //!
 //! Tolerances (tests/parity says why they are not zero): measured on llvmpipe, forward passes 1.1e-6 to
